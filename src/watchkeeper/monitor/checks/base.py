@@ -1,0 +1,55 @@
+"""The config every check type shares, and the base its own config extends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field, model_validator
+
+from watchkeeper.config.types import Duration, StrictModel, duration_at_least
+
+if TYPE_CHECKING:
+    from watchkeeper.monitor.model import Check
+
+__all__ = ["CheckConfig", "FlappingConfig"]
+
+
+class FlappingConfig(StrictModel):
+    """Flap detection as Nagios does it: the share of state changes over the last ``window`` results."""
+
+    window: int = Field(21, ge=3, le=200)
+    low: float = Field(0.2, ge=0.0, le=1.0)
+    high: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class CheckConfig(StrictModel):
+    """Keys every check has. A check type subclasses this, sets ``type: Literal[...]``
+    and implements ``build()``.
+
+    ``max_attempts``: a state other than the current hard state becomes hard only
+    after this many consecutive results agree (soft states before that), rechecked
+    every ``retry_interval`` meanwhile.
+    """
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@-]+$")
+    type: str
+    interval: duration_at_least(1.0) = 30.0  # type: ignore[valid-type]
+    timeout: duration_at_least(0.001) = 10.0  # type: ignore[valid-type]
+    jitter: Duration | None = None
+    retry_interval: duration_at_least(1.0) | None = None  # type: ignore[valid-type]
+    max_attempts: int = Field(1, ge=1, le=100)
+    flapping: FlappingConfig = FlappingConfig()
+    labels: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> CheckConfig:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+            )
+        return self
+
+    def build(self) -> Check:
+        """Return the runnable check for this config."""
+        raise NotImplementedError

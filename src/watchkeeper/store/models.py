@@ -1,0 +1,109 @@
+"""Tables of the store. Changes here need an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata", "series", "samples", "chunks", "check_results", "check_status", "events"]
+
+metadata = MetaData()
+
+# One row per labelled series. ``labels`` is the canonical JSON of the labels
+# without __name__ (keys sorted), so equal label sets give equal text.
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("labels", Text, nullable=False),
+    UniqueConstraint("name", "labels", name="uq_series_name_labels"),
+)
+
+# The head: recent raw samples, one row each, written as they arrive. The
+# compactor moves older ones into ``chunks``. ts is milliseconds since the epoch.
+samples = Table(
+    "samples",
+    metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("ts", BigInteger, primary_key=True),
+    Column("value", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Compressed blocks of samples. tier 0 holds raw samples, tier 1 one-minute
+# and tier 2 one-hour aggregates (see store/tsdb.py for the encoding).
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("series_id", Integer, nullable=False),
+    Column("tier", Integer, nullable=False),
+    Column("start_ts", BigInteger, nullable=False),
+    Column("end_ts", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_chunks_series_tier_end", "series_id", "tier", "end_ts"),
+    Index("ix_chunks_tier_end", "tier", "end_ts"),
+)
+
+# Every result of every check run.
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("check", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("state_type", String(4), nullable=False),  # SOFT or HARD
+    Column("attempt", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("details", Text, nullable=False, default=""),
+    Column("duration", Float, nullable=False),
+    Index("ix_check_results_check_ts", "check", "ts"),
+)
+
+# The current state of each check, so a restart continues where it stopped.
+check_status = Table(
+    "check_status",
+    metadata,
+    Column("check", String(200), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("state_type", String(4), nullable=False),
+    Column("hard_state", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("last_run", Float, nullable=True),
+    Column("summary", Text, nullable=False, default=""),
+    Column("duration", Float, nullable=False, default=0.0),
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("recent", Text, nullable=False, default=""),  # recent states, one digit each
+)
+
+# The append-only, hash-chained event log.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_events_kind_ts", "kind", "ts"),
+)
