@@ -1,0 +1,66 @@
+"""Entry point: the typer app and the one handler that turns errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from watchkeeper.cli import checks as _checks
+from watchkeeper.cli import config_cmd, log_cmd, store_cmd
+from watchkeeper.cli.common import ConfigOpt, DataDirOpt
+
+app = typer.Typer(name="watchkeeper", no_args_is_help=True, add_completion=False,
+                  help="Monitoring, alerting, automation and security for a fleet of Linux hosts.",
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command()
+def up(config: ConfigOpt = None, data_dir: DataDirOpt = None,
+       listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT to serve HTTP on "
+                                                  "(default 127.0.0.1:8470).")] = None) -> None:
+    """Run everything: collectors, checks, store and the HTTP API, until SIGTERM."""
+    from watchkeeper.server import serve
+
+    raise typer.Exit(serve(config, data_dir, listen))
+
+
+app.command("check")(_checks.check)
+app.command("status")(_checks.status)
+app.command("query")(store_cmd.query)
+app.command("import")(store_cmd.import_)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(log_cmd.app, name="log")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from watchkeeper import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    from watchkeeper.errors import WatchkeeperError
+
+    try:
+        app(standalone_mode=False)
+    except WatchkeeperError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        raise

@@ -1,0 +1,227 @@
+"""The supervisor: starts every subsystem as a task under one TaskGroup, reloads, shuts down.
+
+``watchkeeper up`` calls :func:`serve`. SIGTERM and SIGINT stop the scheduler,
+flush everything queued to the store and exit 0; SIGHUP (or ``POST
+/api/v1/reload``) re-reads the config, and an invalid new config is refused
+with its errors while the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.config import LoadedConfig, default_config, load_config
+from watchkeeper.config.models import parse_listen
+from watchkeeper.errors import ConfigError, StorageError
+
+__all__ = ["Server", "serve", "resolve_data_dir", "read_or_create_token"]
+
+log = logging.getLogger("watchkeeper")
+
+
+def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Any) -> Path:
+    """``--data-dir`` wins, then ``storage.data_dir``, then the XDG data dir."""
+    from watchkeeper.store.engine import default_data_dir
+
+    if cli_value:
+        return Path(cli_value).expanduser()
+    if config.storage.data_dir:
+        return Path(os.path.expandvars(config.storage.data_dir)).expanduser()
+    return default_data_dir()
+
+
+def read_or_create_token(data_dir: Path, configured: str | None) -> str:
+    """The API token: server.token, else $WATCHKEEPER_TOKEN, else one kept in DATA_DIR/token (0600)."""
+    if configured:
+        return configured
+    env = os.environ.get("WATCHKEEPER_TOKEN")
+    if env:
+        return env
+    path = data_dir / "token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+@dataclass
+class Server:
+    """One running watchkeeper: store, event log, scheduler, monitor, HTTP."""
+
+    loaded: LoadedConfig
+    data_dir: Path
+    listen: str | None = None
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        from watchkeeper.eventlog import EventLog
+        from watchkeeper.query.engine import QueryEngine
+        from watchkeeper.scheduler import Scheduler
+        from watchkeeper.store.engine import open_engine
+        from watchkeeper.store.tsdb import RetentionPolicy, TSDB
+
+        cfg = self.loaded.config
+        self.engine = open_engine(cfg.storage.url, self.data_dir)
+        r = cfg.storage.retention
+        self.tsdb = TSDB(self.engine, clock=self.clock,
+                         retention=RetentionPolicy(raw=r.raw, minute=r.minute, hour=r.hour),
+                         head_window=cfg.storage.head_window)
+        self.eventlog = EventLog(self.engine, anchor=self.data_dir / "eventlog.head", clock=self.clock)
+        self.scheduler = Scheduler(clock=self.clock, max_concurrent=cfg.server.max_concurrent_checks)
+        self.token = read_or_create_token(self.data_dir, cfg.server.token)
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self.http_client: Any = None
+        self.monitor: Any = None
+        self.uvicorn: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self) -> None:
+        import httpx
+        import uvicorn
+
+        from watchkeeper.monitor.service import MonitorService
+        from watchkeeper.query.engine import QueryEngine
+        from watchkeeper.web.app import create_app
+        from watchkeeper.web.state import AppState
+
+        cfg = self.loaded.config
+        limit = cfg.server.max_concurrent_checks
+        self.http_client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            headers={"User-Agent": "watchkeeper"})
+        self.monitor = MonitorService(self.engine, self.tsdb, self.eventlog, self.scheduler,
+                                      clock=self.clock, resources={"http_client": self.http_client})
+        self.monitor.apply(cfg)
+        self.scheduler.add("store:flush", 1.0, self.monitor.flush, limited=False)
+        self._add_store_jobs(cfg)
+        host, port = parse_listen(self.listen or cfg.server.listen)
+        state = AppState(engine=self.engine, tsdb=self.tsdb, eventlog=self.eventlog,
+                         query=QueryEngine(self.tsdb), clock=self.clock, token=self.token,
+                         monitor=self.monitor, scheduler=self.scheduler, reload=self.reload,
+                         started=self.clock.time(),
+                         config_path=str(self.loaded.path) if self.loaded.path else None)
+        app = create_app(state)
+        ucfg = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                              lifespan="off")
+        self.uvicorn = uvicorn.Server(ucfg)
+        self.uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.eventlog.append("server.started", "server", {
+            "version": _version(), "listen": f"{host}:{port}", "config": state.config_path,
+            "checks": len(self.monitor.configs)})
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                sched = tg.create_task(self.scheduler.run(), name="scheduler")
+                web = tg.create_task(self.uvicorn.serve(), name="http")
+                await self._wait_started(web)
+                log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
+                            self.data_dir)
+                stop = tg.create_task(self._stop.wait(), name="stop")
+                done, _ = await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
+                sched.cancel()
+                self.uvicorn.should_exit = True
+                stop.cancel()
+        finally:
+            self._remove_signals(loop)
+            await self.shutdown()
+
+    async def _wait_started(self, web: asyncio.Task[None]) -> None:
+        while not self.uvicorn.started:
+            if web.done():
+                exc = web.exception()
+                raise StorageError(f"the HTTP server could not start: {exc}") if exc else SystemExit(
+                    "the HTTP server could not start (is the port in use?)")
+            await asyncio.sleep(0.02)
+
+    async def shutdown(self) -> None:
+        """Flush everything queued, record the stop, close connections."""
+        if self.monitor is not None:
+            await self.monitor.flush()
+        self.eventlog.append("server.stopped", "server", {})
+        if self.http_client is not None:
+            await self.http_client.aclose()
+        self.engine.dispose()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_signal()))
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    async def _reload_signal(self) -> None:
+        result = await self.reload("SIGHUP")
+        if result.get("status") != "reloaded":
+            log.error("reload refused:\n%s", "\n".join(result.get("errors", [])))
+
+    def _add_store_jobs(self, cfg: Any) -> None:
+        async def compact() -> None:
+            await asyncio.to_thread(self.tsdb.compact, self.clock.time())
+
+        async def retention() -> None:
+            await asyncio.to_thread(self.tsdb.apply_retention, self.clock.time())
+
+        self.scheduler.add("store:compact", cfg.storage.compact_interval, compact, limited=False,
+                           first_delay=cfg.storage.compact_interval)
+        self.scheduler.add("store:retention", 3600.0, retention, limited=False, first_delay=60.0)
+
+    # -- reload -------------------------------------------------------------------------
+    async def reload(self, actor: str) -> dict[str, Any]:
+        """Re-read the config file. Returns ``{"status": "reloaded"}`` or raises ConfigError."""
+        async with self._reload_lock:
+            if self.loaded.path is None:
+                return {"status": "unchanged", "reason": "running with the built-in default config"}
+            try:
+                new = await asyncio.to_thread(load_config, self.loaded.path)
+            except ConfigError as exc:
+                self.eventlog.append("config.reload_refused", str(self.loaded.path),
+                                     {"errors": [str(i) for i in exc.issues]}, actor=actor)
+                if actor == "SIGHUP":
+                    return {"status": "refused", "errors": [str(i) for i in exc.issues]}
+                raise
+            self.loaded = new
+            self.monitor.apply(new.config)
+            self._add_store_jobs(new.config)
+            self.eventlog.append("config.reloaded", str(new.path),
+                                 {"checks": len(self.monitor.configs)}, actor=actor)
+            return {"status": "reloaded", "checks": sorted(self.monitor.configs)}
+
+
+def _version() -> str:
+    from watchkeeper import __version__
+
+    return __version__
+
+
+def serve(config_path: str | None, data_dir: str | None, listen: str | None) -> int:
+    """Load the config, open the store and run until SIGTERM. Returns the exit code."""
+    loaded = load_config(config_path) if config_path else _default_or_local()
+    ddir = resolve_data_dir(data_dir, loaded.config)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = Server(loaded, ddir, listen)
+    asyncio.run(server.run())
+    return 0
+
+
+def _default_or_local() -> LoadedConfig:
+    """``./watchkeeper.yaml`` when present, else the built-in default (watch the local host)."""
+    local = Path("watchkeeper.yaml")
+    return load_config(local) if local.exists() else default_config()

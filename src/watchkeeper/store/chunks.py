@@ -1,0 +1,198 @@
+"""The encoding of chunk blobs: columns of timestamps, counts and float64 values.
+
+A chunk holds the samples of one series over one time window, stored column by
+column. Every column is fixed width and *byte-shuffled* (all first bytes, then
+all second bytes, ...) before the whole body goes through zlib: the high bytes
+of timestamps deltas and of slowly changing floats repeat, so shuffled they
+form long runs that zlib squeezes to almost nothing, and decoding stays in C
+(slicing, ``array.frombytes``, ``itertools.accumulate``) — which is what
+keeps a 24 h query over a hundred series fast in pure Python.
+
+Layout (little endian)::
+
+    header  "<BBBxIq"  format version, kind, flags, pad, sample count n, first timestamp (ms)
+    body    zlib(  n-1 timestamp deltas  (uint32, or uint64 when flag 1 is set)
+                 [ n counts              (uint32)                  aggregate kind only ]
+                   k float64 columns     (raw: value; aggregate: sum, min, max, last) )
+
+Floats are stored bit for bit, so NaN (with its payload), ±Inf, -0.0 and
+subnormals round-trip exactly. Timestamps are integer milliseconds, sorted
+ascending and unique.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+
+from watchkeeper.errors import StorageError
+
+__all__ = [
+    "KIND_RAW",
+    "KIND_AGGREGATE",
+    "Aggregates",
+    "encode_raw",
+    "decode_raw",
+    "encode_aggregates",
+    "decode_aggregates",
+    "chunk_kind",
+]
+
+KIND_RAW = 0
+KIND_AGGREGATE = 1
+
+_VERSION = 1
+_FLAG_WIDE_DELTAS = 1
+_HEADER = struct.Struct("<BBBxIq")
+_BIG_ENDIAN = sys.byteorder == "big"
+_ZLIB_LEVEL = 6
+
+
+def _typecode(kind: str, size: int) -> str:
+    for code in kind:
+        if array(code).itemsize == size:
+            return code
+    raise RuntimeError(f"no array typecode of {size} bytes among {kind!r}")  # pragma: no cover
+
+
+_U32 = _typecode("ILH", 4)
+_U64 = _typecode("QL", 8)
+
+
+@dataclass(slots=True)
+class Aggregates:
+    """Per-bucket aggregates of one series; ``timestamps`` are bucket ends in ms.
+
+    Each bucket covers ``(end - width, end]``; ``last`` is the value of the
+    newest sample in it, ``min``/``max`` ignore NaN unless every sample was NaN,
+    ``sum`` is NaN when any sample was.
+    """
+
+    timestamps: list[int]
+    count: list[int]
+    sum: list[float]
+    min: list[float]
+    max: list[float]
+    last: list[float]
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+def _to_le(arr: array) -> bytes:  # type: ignore[type-arg]
+    if _BIG_ENDIAN:  # pragma: no cover - only on big-endian hosts
+        arr = array(arr.typecode, arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _shuffle(raw: bytes, width: int) -> bytes:
+    return b"".join(raw[k::width] for k in range(width))
+
+
+def _unshuffle(body: memoryview, offset: int, n: int, width: int) -> bytearray:
+    out = bytearray(n * width)
+    for k in range(width):
+        out[k::width] = body[offset + k * n: offset + (k + 1) * n]
+    return out
+
+
+def _column(body: memoryview, offset: int, n: int, typecode: str) -> tuple[array, int]:  # type: ignore[type-arg]
+    width = array(typecode).itemsize
+    arr = array(typecode)
+    arr.frombytes(_unshuffle(body, offset, n, width))
+    if _BIG_ENDIAN:  # pragma: no cover
+        arr.byteswap()
+    return arr, offset + n * width
+
+
+def _encode(kind: int, timestamps: Sequence[int], counts: Sequence[int] | None,
+            floats: Sequence[Sequence[float]]) -> bytes:
+    n = len(timestamps)
+    if n == 0:
+        raise ValueError("a chunk needs at least one sample")
+    for col in floats:
+        if len(col) != n:
+            raise ValueError(f"column of {len(col)} values for {n} timestamps")
+    deltas = [b - a for a, b in zip(timestamps, timestamps[1:])]
+    if deltas and min(deltas) <= 0:
+        raise ValueError("chunk timestamps must be strictly increasing")
+    flags = 0
+    if deltas and max(deltas) >= 1 << 32:
+        flags |= _FLAG_WIDE_DELTAS
+        parts = [_shuffle(_to_le(array(_U64, deltas)), 8)]
+    else:
+        parts = [_shuffle(_to_le(array(_U32, deltas)), 4)]
+    if counts is not None:
+        if len(counts) != n:
+            raise ValueError(f"{len(counts)} counts for {n} timestamps")
+        parts.append(_shuffle(_to_le(array(_U32, counts)), 4))
+    for col in floats:
+        parts.append(_shuffle(_to_le(array("d", col)), 8))
+    header = _HEADER.pack(_VERSION, kind, flags, n, timestamps[0])
+    return header + zlib.compress(b"".join(parts), _ZLIB_LEVEL)
+
+
+def _decode(blob: bytes, kind: int, columns: int) -> tuple[list[int], list[int] | None, list[list[float]]]:
+    try:
+        version, got_kind, flags, n, first = _HEADER.unpack_from(blob)
+        if version != _VERSION:
+            raise StorageError(f"chunk format version {version} is not supported (expected {_VERSION})",
+                               hint="the database was written by a newer watchkeeper; upgrade")
+        if got_kind != kind:
+            raise StorageError(f"chunk holds kind {got_kind}, expected {kind}")
+        body = memoryview(zlib.decompress(blob[_HEADER.size:]))
+    except (struct.error, zlib.error) as exc:
+        raise StorageError(f"corrupt chunk: {exc}") from None
+    wide = flags & _FLAG_WIDE_DELTAS
+    deltas, offset = _column(body, 0, n - 1, _U64 if wide else _U32)
+    timestamps = list(accumulate(deltas, initial=first))
+    counts: list[int] | None = None
+    if kind == KIND_AGGREGATE:
+        arr, offset = _column(body, offset, n, _U32)
+        counts = arr.tolist()
+    floats = []
+    for _ in range(columns):
+        arr, offset = _column(body, offset, n, "d")
+        floats.append(arr.tolist())
+    if offset != len(body):
+        raise StorageError(f"corrupt chunk: {len(body) - offset} bytes left over after {n} samples")
+    return timestamps, counts, floats
+
+
+def encode_raw(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
+    """Encode raw samples: ``timestamps`` in ms, strictly increasing; one value each.
+
+    Raises ValueError for an empty chunk, unsorted timestamps or mismatched lengths.
+    """
+    return _encode(KIND_RAW, timestamps, None, [values])
+
+
+def decode_raw(blob: bytes) -> tuple[list[int], list[float]]:
+    """Decode a raw chunk into (timestamps in ms, values). Raises StorageError when corrupt."""
+    timestamps, _, floats = _decode(blob, KIND_RAW, 1)
+    return timestamps, floats[0]
+
+
+def encode_aggregates(agg: Aggregates) -> bytes:
+    """Encode per-bucket aggregates (counts must fit in 32 bits)."""
+    return _encode(KIND_AGGREGATE, agg.timestamps, agg.count, [agg.sum, agg.min, agg.max, agg.last])
+
+
+def decode_aggregates(blob: bytes) -> Aggregates:
+    """Decode an aggregate chunk. Raises StorageError when corrupt."""
+    timestamps, counts, floats = _decode(blob, KIND_AGGREGATE, 4)
+    assert counts is not None
+    return Aggregates(timestamps, counts, floats[0], floats[1], floats[2], floats[3])
+
+
+def chunk_kind(blob: bytes) -> int:
+    """KIND_RAW or KIND_AGGREGATE, read from the header."""
+    if len(blob) < _HEADER.size:
+        raise StorageError(f"corrupt chunk: {len(blob)} bytes is shorter than its header")
+    return blob[1]
