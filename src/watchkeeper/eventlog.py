@@ -99,7 +99,8 @@ class EventLog:
         """The newest ``limit`` events (oldest first), optionally of one kind prefix."""
         q = select(events)
         if kind:
-            q = q.where(events.c.kind.like(kind.replace("%", "") + "%"))
+            # a literal prefix: ``_`` and ``%`` in kinds are not LIKE wildcards
+            q = q.where(events.c.kind.startswith(kind, autoescape=True))
         if since is not None:
             q = q.where(events.c.ts >= since)
         if subject:
@@ -155,6 +156,10 @@ class EventLog:
                                                           f"{anchor_seq} were deleted from the end)"))
                 elif anchor_seq == last_seq and anchor_hash != last_hash:
                     problems.append(Problem(last_seq, "does not match the anchor (it was replaced)"))
+        elif self.anchor is not None and last_seq > 0:
+            # deleting the tail and the anchor together must not look like an intact log
+            problems.append(Problem(0, f"anchor file {self.anchor} is missing; entries at the end "
+                                       "may have been deleted"))
         return problems
 
     def count(self) -> int:

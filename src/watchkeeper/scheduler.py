@@ -54,7 +54,12 @@ class Scheduler:
 
     def add(self, key: str, interval: float, func: Callable[[], Awaitable[None]], *,
             limited: bool = True, jitter: float = 0.0, first_delay: float = 0.0) -> Job:
-        """Schedule ``func`` every ``interval`` seconds; replaces a job with the same key."""
+        """Schedule ``func`` every ``interval`` seconds; replaces a job with the same key.
+
+        Raises ValueError when ``interval`` is not positive (the job would run in a busy loop).
+        """
+        if not interval > 0:
+            raise ValueError(f"job {key}: interval must be greater than 0, got {interval!r}")
         old = self.jobs.get(key)
         job = Job(key, interval, func, limited, jitter,
                   generation=(old.generation + 1) if old else 0)

@@ -177,7 +177,11 @@ class Server:
             await asyncio.to_thread(self.tsdb.compact, self.clock.time())
 
         async def retention() -> None:
-            await asyncio.to_thread(self.tsdb.apply_retention, self.clock.time())
+            now = self.clock.time()
+            await asyncio.to_thread(self.tsdb.apply_retention, now)
+            keep = self.loaded.config.storage.retention.results
+            if keep:
+                await asyncio.to_thread(self.monitor.prune_results, now - keep)
 
         self.scheduler.add("store:compact", cfg.storage.compact_interval, compact, limited=False,
                            first_delay=cfg.storage.compact_interval)

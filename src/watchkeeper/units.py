@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["parse_duration", "format_duration", "parse_size"]
@@ -19,6 +20,10 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration; use forms like 500ms, 30s, 5m, 1h30m, 7d")
     if isinstance(value, (int, float)):
+        # a number is seconds; like the text forms it cannot be negative, NaN or infinite
+        if not 0 <= value < math.inf:
+            raise ValueError(f"{value!r} is not a duration; use forms like 500ms, 30s, 5m, "
+                             "1h30m, 7d")
         return float(value)
     text = value.strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
@@ -39,7 +44,7 @@ def format_duration(seconds: float) -> str:
     """Render seconds the way Prometheus does (``1h30m``, ``15s``, ``250ms``)."""
     if seconds == 0:
         return "0s"
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:  # 0.9996 is 1s, not 1000ms
         return f"{round(seconds * 1000)}ms"
     out = []
     rest = int(round(seconds))
@@ -56,10 +61,14 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2
 
 
 def parse_size(value: str | int) -> int:
-    """Return bytes for ``512``, ``10MB``, ``1GiB``."""
-    if isinstance(value, int):
+    """Return bytes for ``512``, ``10MB``, ``1GiB``.
+
+    Raises ValueError with the accepted forms when the value is not a size
+    (text in another form, a negative number, a boolean).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value) if isinstance(value, str) else None
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"{value!r} is not a size; use forms like 512, 10MB, 1GiB")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])

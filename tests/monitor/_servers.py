@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
+
+import trustme
 
 JSON_DOC = {"status": "ok", "data": {"items": [{"name": "first"}, {"name": "second"}]},
             "count": 2}
@@ -69,6 +72,12 @@ class RunningServer:
     host: str
     port: int
     scheme: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self.counts.get("connections", 0)
 
     @property
     def base(self) -> str:
@@ -81,7 +90,7 @@ async def _serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         line = await reader.readline()
         if not line:
             return
-        method, target, _ = line.decode("latin-1").split(" ", 2)
+        method, target, version = line.decode("latin-1").split(" ", 2)
         headers: dict[str, str] = {}
         while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
             k, _, v = h.decode("latin-1").partition(":")
@@ -94,6 +103,9 @@ async def _serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         payload = b"" if method == "HEAD" else resp.body
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         await writer.drain()
+        connection = headers.get("connection", "").lower()
+        if connection == "close" or (version.strip() == "HTTP/1.0" and connection != "keep-alive"):
+            return
 
 
 @contextlib.asynccontextmanager
@@ -101,9 +113,32 @@ async def http_server(handler: Handler = default_routes, *,
                       ssl_context: ssl.SSLContext | None = None,
                       host: str = "127.0.0.1") -> AsyncIterator[RunningServer]:
     """An HTTP/1.1 server with keep-alive on an ephemeral loopback port."""
-    async with line_server(lambda r, w: _serve_http(r, w, handler), ssl_context=ssl_context,
-                           host=host) as (h, port):
-        yield RunningServer(h, port, "https" if ssl_context else "http")
+    counts = {"connections": 0}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counts["connections"] += 1
+        await _serve_http(reader, writer, handler)
+
+    async with line_server(serve, ssl_context=ssl_context, host=host) as (h, port):
+        yield RunningServer(h, port, "https" if ssl_context else "http", counts)
+
+
+def tls_server_context(ca: trustme.CA, *identities: str, days: float = 365,
+                       expired: bool = False) -> ssl.SSLContext:
+    """A server SSL context with a leaf certificate from ``ca`` valid for ``days`` from now
+    (or one that expired ``days`` ago)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        not_before, not_after = now - datetime.timedelta(days=days + 30), \
+            now - datetime.timedelta(days=days)
+    else:
+        not_before, not_after = now - datetime.timedelta(days=1), \
+            now + datetime.timedelta(days=days, hours=12)
+    cert = ca.issue_cert(*(identities or ("127.0.0.1", "localhost")), not_before=not_before,
+                         not_after=not_after)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return ctx
 
 
 @contextlib.asynccontextmanager

@@ -82,23 +82,30 @@ def http_get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
 
 
 def parse_when(text: str | None, now: float | None = None) -> float:
-    """``now``, ``-1h`` / ``now-1h`` (relative), Unix seconds, or RFC 3339."""
+    """``now``, ``-1h`` / ``now-1h`` / ``now-90`` (relative), Unix seconds, or RFC 3339.
+
+    A bare signed number (``-100``) is Unix seconds; after ``now`` it is relative.
+    Raises InputError naming the accepted forms.
+    """
     from datetime import datetime
 
     from watchkeeper.units import parse_duration
 
     now = time.time() if now is None else now
-    if text is None or text in ("", "now"):
+    t = (text or "").strip()
+    if t in ("", "now"):
         return now
-    t = text.strip()
-    if t.startswith("now"):
+    relative = t.startswith("now")
+    if relative:
         t = t[3:]
-    if t.startswith(("-", "+")) and not t[1:].replace(".", "").isdigit():
+    if t.startswith(("-", "+")) and (relative or not t[1:].replace(".", "").isdigit()):
         try:
             delta = parse_duration(t[1:])
         except ValueError:
             raise InputError(f"{text!r} is not a time; use now, -1h, Unix seconds or RFC 3339") from None
         return now - delta if t[0] == "-" else now + delta
+    if relative:
+        raise InputError(f"{text!r} is not a time; use now, -1h, Unix seconds or RFC 3339")
     try:
         return float(t)
     except ValueError:

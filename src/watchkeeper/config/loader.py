@@ -56,8 +56,12 @@ def _merge(into: Located, extra: Located, issues: list[ConfigIssue]) -> None:
             return dst
         file, line = extra.where(path)
         first = into.where(path)
-        issues.append(ConfigIssue(file, line, format_path(path),
-                                  f"already set in {first[0]}:{first[1]}; a value may be given once"))
+        kinds = {dict: "a mapping", list: "a list"}
+        if type(dst) in kinds and type(src) is not type(dst):
+            msg = f"must be {kinds[type(dst)]}, as in {first[0]}:{first[1]}"
+        else:
+            msg = f"already set in {first[0]}:{first[1]}; a value may be given once"
+        issues.append(ConfigIssue(file, line, format_path(path), msg))
         return dst
 
     def _copy_lines(src_path: Path_, dst_path: Path_) -> None:
@@ -203,6 +207,7 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     includes = located.data.get("include", [])
     if isinstance(includes, str):
         includes = [includes]
+        located.data["include"] = includes
     if not isinstance(includes, list):
         file, line = located.where(("include",))
         issues.append(ConfigIssue(file, line, "include", "must be a list of file globs"))

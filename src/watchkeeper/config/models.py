@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from watchkeeper.config.types import Duration, StrictModel, duration_at_least
 from watchkeeper.monitor.checks import CheckConfig, check_types
+from watchkeeper.units import format_duration
 
 __all__ = ["Config", "ServerConfig", "StorageConfig", "RetentionConfig", "CollectorsConfig",
            "HostCollectorConfig", "check_union", "parse_listen"]
@@ -53,14 +54,16 @@ class RetentionConfig(StrictModel):
     raw: Duration = 7 * 86400.0
     minute: Duration = 90 * 86400.0
     hour: Duration = 2 * 365 * 86400.0
+    results: Duration = 30 * 86400.0
+    """How long every check result is kept as history (states and summaries)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> RetentionConfig:
-        tiers = [("raw", self.raw), ("minute", self.minute), ("hour", self.hour)]
+        tiers = [("raw", self.raw), ("minute", self.minute), ("hour", self.hour)]  # results stand apart
         for (a, va), (b, vb) in zip(tiers, tiers[1:], strict=False):
             if va and vb and vb < va:
-                raise ValueError(f"{b} ({vb:g}s) must be at least {a} ({va:g}s): "
-                                 "coarser tiers keep data longer")
+                raise ValueError(f"{b} ({format_duration(vb)}) must be at least {a} "
+                                 f"({format_duration(va)}): coarser tiers keep data longer")
         return self
 
 

@@ -47,10 +47,12 @@ def _substitute(text: str, file: str, line: int, issues: list[ConfigIssue], path
         if m.group(0) == "$$":
             return "$"
         name, default = m.group(1), m.group(2)
-        if name in environ:
-            return environ[name]
+        value = environ.get(name)
         if default is not None:
-            return default
+            # as in sh and compose: ``:-`` also replaces a variable that is set but empty
+            return value if value else default
+        if value is not None:
+            return value
         issues.append(ConfigIssue(file, line, path,
                                   f"environment variable {name} is not set "
                                   f"(set it, or give a default as ${{{name}:-value}})"))

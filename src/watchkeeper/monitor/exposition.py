@@ -443,7 +443,7 @@ _GROUPED_SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 def format_value(value: float) -> str:
     """A float as the text format writes it: ``NaN``, ``+Inf``, ``-Inf``, shortest digits."""
     v = float(value)
-    if v != v:
+    if math.isnan(v):
         return "NaN"
     if v == math.inf:
         return "+Inf"
@@ -480,7 +480,7 @@ def _family_of(name: str, types: Mapping[str, str]) -> str:
 
 
 def render_text(samples: Iterable[Sample], types: Mapping[str, str] | None = None,
-                help: Mapping[str, str] | None = None) -> str:  # noqa: A002 - the format's word
+                help: Mapping[str, str] | None = None) -> str:
     """Write samples in the Prometheus text format 0.0.4 (Content-Type :data:`TEXT_CONTENT_TYPE`).
 
     Samples are grouped by family (first appearance order), each family written once
@@ -494,9 +494,12 @@ def render_text(samples: Iterable[Sample], types: Mapping[str, str] | None = Non
     groups: dict[str, list[Sample]] = {}
     fam_cache: dict[str, str] = {}
     for s in samples:
-        fam = fam_cache.get(s.name)
-        if fam is None:
-            fam = fam_cache[s.name] = _family_of(s.name, types)
+        if types:
+            fam = fam_cache.get(s.name)
+            if fam is None:
+                fam = fam_cache[s.name] = _family_of(s.name, types)
+        else:
+            fam = s.name
         group = groups.get(fam)
         if group is None:
             groups[fam] = [s]

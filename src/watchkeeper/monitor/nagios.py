@@ -44,12 +44,12 @@ from watchkeeper.errors import ParseError
 from watchkeeper.monitor.model import Sample
 
 __all__ = [
-    "Range",
     "PerfDatum",
     "PluginOutput",
-    "parse_range",
-    "parse_perfdata",
+    "Range",
     "parse_output",
+    "parse_perfdata",
+    "parse_range",
     "perfdata_samples",
 ]
 

@@ -204,3 +204,17 @@ class MonitorService:
                 raise
             self.counters["flushes"] += 1
             self.counters["samples_written"] += len(samples)
+
+    def prune_results(self, older_than: float) -> int:
+        """Delete check results older than ``older_than`` (Unix seconds); returns how many."""
+        total = 0
+        while True:  # in batches, so the write lock is never held for long
+            with self.engine.begin() as conn:
+                ids = [r.id for r in conn.execute(
+                    select(check_results.c.id).where(check_results.c.ts < older_than).limit(5000))]
+                if ids:
+                    conn.execute(delete(check_results).where(check_results.c.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < 5000:
+                return total
+

@@ -55,10 +55,12 @@ def matches_all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels.get(m.name, "")) for m in matchers)
 
 
-def _unquote(text: str, pos: int) -> tuple[str, int]:
+def _unquote(text: str, pos: int, where: str = "", lead: int = 0) -> tuple[str, int]:
+    """The string quoted at ``text[pos]`` and the position after it; columns in errors
+    are shifted by ``lead`` (whitespace stripped from the caller's text)."""
     quote = text[pos]
     if quote not in "\"'`":
-        raise QueryError(f"expected a quoted string at column {pos + 1}")
+        raise QueryError(f"expected a quoted string at column {lead + pos + 1}{where}")
     out = []
     i = pos + 1
     escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
@@ -74,16 +76,23 @@ def _unquote(text: str, pos: int) -> tuple[str, int]:
         else:
             out.append(ch)
         i += 1
-    raise QueryError(f"unterminated string starting at column {pos + 1}")
+    raise QueryError(f"unterminated string starting at column {lead + pos + 1}{where}")
 
 
 def parse_selector(text: str) -> list[Matcher]:
     """Parse ``name{a="b"}``, ``{__name__=~"x.*"}`` or ``name`` into matchers.
 
-    Raises QueryError naming the column when the text is not a selector, and
-    when no matcher would restrict the series (Prometheus refuses ``{}``).
+    Raises QueryError naming the column (counted in ``text`` as given, from 1)
+    when the text is not a selector, and when no matcher would restrict the
+    series (Prometheus refuses ``{}``).
     """
+    where = f" in selector {text!r}"
+    lead = len(text) - len(text.lstrip())
     s = text.strip()
+
+    def col(i: int) -> int:
+        return lead + i + 1
+
     pos = 0
     matchers: list[Matcher] = []
     m = _NAME_RE.match(s, pos)
@@ -94,34 +103,49 @@ def parse_selector(text: str) -> list[Matcher]:
         pos += 1
     if pos < len(s):
         if s[pos] != "{":
-            raise QueryError(f"unexpected {s[pos]!r} at column {pos + 1} in selector {text!r}")
+            raise QueryError(f"unexpected {s[pos]!r} at column {col(pos)}{where}")
         pos += 1
         while True:
-            while pos < len(s) and s[pos] in " \t\n,":
+            while pos < len(s) and s[pos].isspace():
                 pos += 1
             if pos < len(s) and s[pos] == "}":
                 pos += 1
                 break
             lm = _LABEL_RE.match(s, pos)
             if not lm:
-                raise QueryError(f"expected a label name at column {pos + 1} in selector {text!r}")
+                found = "end of input" if pos >= len(s) else repr(s[pos])
+                raise QueryError(f"expected a label name or '}}' at column {col(pos)}{where}, "
+                                 f"found {found}")
             pos = lm.end()
             while pos < len(s) and s[pos].isspace():
                 pos += 1
             op = next((o for o in _OPS if s.startswith(o, pos)), None)
             if op is None:
-                raise QueryError(f"expected one of =, !=, =~, !~ at column {pos + 1} in selector {text!r}")
+                raise QueryError(f"expected one of =, !=, =~, !~ at column {col(pos)}{where}")
             pos += len(op)
             while pos < len(s) and s[pos].isspace():
                 pos += 1
             if pos >= len(s):
-                raise QueryError(f"unexpected end of input at column {pos + 1} in selector {text!r}")
-            value, pos = _unquote(s, pos)
+                raise QueryError(f"unexpected end of input at column {col(pos)}{where}")
+            value, pos = _unquote(s, pos, where, lead)
             matchers.append(Matcher.make(lm.group(0), op, value))
-        if s[pos:].strip():
-            raise QueryError(f"unexpected {s[pos:].strip()[:1]!r} at column {pos + 1} in selector {text!r}")
+            # matchers are separated by commas (a trailing one is allowed)
+            while pos < len(s) and s[pos].isspace():
+                pos += 1
+            if pos < len(s) and s[pos] == ",":
+                pos += 1
+            elif pos >= len(s) or s[pos] != "}":
+                found = "end of input" if pos >= len(s) else repr(s[pos])
+                raise QueryError(f"expected ',' or '}}' at column {col(pos)}{where}, "
+                                 f"found {found}")
+        while pos < len(s) and s[pos].isspace():
+            pos += 1
+        if pos < len(s):
+            raise QueryError(f"unexpected {s[pos]!r} at column {col(pos)}{where}")
     if not matchers:
         raise QueryError(f"{text!r} is not a series selector")
     if all(mt.matches("") for mt in matchers):
-        raise QueryError(f"selector {text!r} must contain at least one matcher that does not match the empty string")
+        raise QueryError(f"selector {text!r} must contain at least one matcher that does not "
+                         "match the empty string")
     return matchers
+

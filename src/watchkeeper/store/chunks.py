@@ -11,7 +11,8 @@ keeps a 24 h query over a hundred series fast in pure Python.
 Layout (little endian)::
 
     header  "<BBBxIq"  format version, kind, flags, pad, sample count n, first timestamp (ms)
-    body    zlib(  n-1 timestamp deltas  (uint32, or uint64 when flag 1 is set)
+    body    zlib(  n-1 timestamp deltas  (uint32, or uint64 when flag 1 is set; only the
+                                          first one when flag 2 says they are all equal)
                  [ n counts              (uint32)                  aggregate kind only ]
                    k float64 columns     (raw: value; aggregate: sum, min, max, last) )
 
@@ -48,6 +49,7 @@ KIND_AGGREGATE = 1
 
 _VERSION = 1
 _FLAG_WIDE_DELTAS = 1
+_FLAG_REGULAR = 2
 _HEADER = struct.Struct("<BBBxIq")
 _BIG_ENDIAN = sys.byteorder == "big"
 _ZLIB_LEVEL = 6
@@ -123,6 +125,10 @@ def _encode(kind: int, timestamps: Sequence[int], counts: Sequence[int] | None,
     if deltas and min(deltas) <= 0:
         raise ValueError("chunk timestamps must be strictly increasing")
     flags = 0
+    if len(deltas) > 1 and min(deltas) == max(deltas):
+        # Scheduled scrapes are often exactly periodic: store the step once.
+        flags |= _FLAG_REGULAR
+        deltas = deltas[:1]
     if deltas and max(deltas) >= 1 << 32:
         flags |= _FLAG_WIDE_DELTAS
         parts = [_shuffle(_to_le(array(_U64, deltas)), 8)]
@@ -150,8 +156,12 @@ def _decode(blob: bytes, kind: int, columns: int) -> tuple[list[int], list[int] 
     except (struct.error, zlib.error) as exc:
         raise StorageError(f"corrupt chunk: {exc}") from None
     wide = flags & _FLAG_WIDE_DELTAS
-    deltas, offset = _column(body, 0, n - 1, _U64 if wide else _U32)
-    timestamps = list(accumulate(deltas, initial=first))
+    if flags & _FLAG_REGULAR:
+        deltas, offset = _column(body, 0, 1, _U64 if wide else _U32)
+        timestamps = list(range(first, first + n * deltas[0], deltas[0]))
+    else:
+        deltas, offset = _column(body, 0, n - 1, _U64 if wide else _U32)
+        timestamps = list(accumulate(deltas, initial=first))
     counts: list[int] | None = None
     if kind == KIND_AGGREGATE:
         arr, offset = _column(body, offset, n, _U32)
@@ -187,7 +197,8 @@ def encode_aggregates(agg: Aggregates) -> bytes:
 def decode_aggregates(blob: bytes) -> Aggregates:
     """Decode an aggregate chunk. Raises StorageError when corrupt."""
     timestamps, counts, floats = _decode(blob, KIND_AGGREGATE, 4)
-    assert counts is not None
+    if counts is None:  # pragma: no cover - _decode always reads counts for this kind
+        raise StorageError("corrupt chunk: aggregate chunk without counts")
     return Aggregates(timestamps, counts, floats[0], floats[1], floats[2], floats[3])
 
 

@@ -22,7 +22,9 @@ __all__ = ["metadata", "series", "samples", "chunks", "check_results", "check_st
 metadata = MetaData()
 
 # One row per labelled series. ``labels`` is the canonical JSON of the labels
-# without __name__ (keys sorted), so equal label sets give equal text.
+# without __name__ (keys sorted), so equal label sets give equal text. Ids are
+# never reused (AUTOINCREMENT on SQLite), so a cached id cannot come to mean
+# another series after a deletion.
 series = Table(
     "series",
     metadata,
@@ -30,16 +32,22 @@ series = Table(
     Column("name", String(255), nullable=False),
     Column("labels", Text, nullable=False),
     UniqueConstraint("name", "labels", name="uq_series_name_labels"),
+    sqlite_autoincrement=True,
 )
 
 # The head: recent raw samples, one row each, written as they arrive. The
-# compactor moves older ones into ``chunks``. ts is milliseconds since the epoch.
+# compactor moves older ones into ``chunks``. ts is milliseconds since the epoch;
+# slot is ts // 120000. Keying by (slot, series_id, ts) keeps one scrape's rows
+# on a few pages (a key led by series_id touches one page per series per commit:
+# ten times slower ingest) while a read still seeks per (slot, series).
+# value NULL stands for NaN: SQLite cannot store a NaN REAL.
 samples = Table(
     "samples",
     metadata,
-    Column("series_id", Integer, primary_key=True),
-    Column("ts", BigInteger, primary_key=True),
-    Column("value", Float, nullable=False),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("value", Float, nullable=True),
     sqlite_with_rowid=False,
 )
 
@@ -73,6 +81,7 @@ check_results = Table(
     Column("details", Text, nullable=False, default=""),
     Column("duration", Float, nullable=False),
     Index("ix_check_results_check_ts", "check", "ts"),
+    Index("ix_check_results_ts", "ts"),
 )
 
 # The current state of each check, so a restart continues where it stopped.

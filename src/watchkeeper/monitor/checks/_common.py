@@ -9,8 +9,15 @@ from functools import lru_cache
 
 from watchkeeper.monitor.model import CheckContext, Sample, State
 
-__all__ = ["inner_timeout", "fmt_ms", "CertInfo", "read_cert", "cert_state", "cert_samples",
-           "client_ssl_context"]
+__all__ = [
+    "CertInfo",
+    "cert_samples",
+    "cert_state",
+    "client_ssl_context",
+    "fmt_ms",
+    "inner_timeout",
+    "read_cert",
+]
 
 
 def inner_timeout(ctx: CheckContext) -> float:

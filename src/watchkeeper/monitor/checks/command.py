@@ -27,7 +27,7 @@ from watchkeeper.monitor.checks._common import inner_timeout
 from watchkeeper.monitor.checks.base import CheckConfig
 from watchkeeper.monitor.model import CheckContext, CheckResult, State
 
-__all__ = ["Config", "CommandCheck", "PLUGIN_DIRS"]
+__all__ = ["PLUGIN_DIRS", "CommandCheck", "Config"]
 
 PLUGIN_DIRS = ("/usr/lib/nagios/plugins", "/usr/lib/monitoring-plugins",
                "/usr/lib64/nagios/plugins", "/usr/local/nagios/libexec")
@@ -133,7 +133,7 @@ class CommandCheck:
                                details=f"hint: chmod +x {path}")
         except OSError as exc:
             return CheckResult(State.UNKNOWN, f"cannot run {path}: {exc.strerror or exc}")
-        assert proc.stdout is not None and proc.stderr is not None  # noqa: S101 - PIPE given
+        assert proc.stdout is not None and proc.stderr is not None
         try:
             async with asyncio.timeout(inner_timeout(ctx)):
                 (out, out_cut), (err, _) = await asyncio.gather(

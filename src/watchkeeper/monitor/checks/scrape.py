@@ -14,6 +14,7 @@ line parses, or more than ``sample_limit`` samples (none are kept then, like Pro
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -141,8 +142,7 @@ class ScrapeCheck:
         except httpx.TimeoutException:
             return f"{c.url}: no answer within {timeout:g}s"
         except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            return f"{c.url}: {reason}"
+            return f"{c.url}: {_reason(exc)}"
         try:
             return raw.decode(encoding), content_type
         except (UnicodeDecodeError, LookupError):
@@ -196,6 +196,24 @@ class ScrapeCheck:
                                details=_issue_details(parsed.issues))
         return CheckResult(State.OK, f"scraped {n} samples in {ms:.0f} ms",
                            duration_seconds=duration, metrics=samples)
+
+
+def _reason(exc: BaseException) -> str:
+    """The most telling words for a failed request: the OS error underneath if any
+    ("Connection refused"), else httpx's message."""
+    import ssl
+
+    seen = exc
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):
+            seen = cause
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(seen, OSError):
+        if seen.errno and not isinstance(seen, ssl.SSLError):
+            return os.strerror(seen.errno)
+        return str(seen) or type(seen).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _issue_details(issues: list[Any], limit: int = 20) -> str:

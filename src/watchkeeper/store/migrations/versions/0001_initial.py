@@ -20,12 +20,14 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("labels", sa.Text, nullable=False),
         sa.UniqueConstraint("name", "labels", name="uq_series_name_labels"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "samples",
-        sa.Column("series_id", sa.Integer, primary_key=True),
-        sa.Column("ts", sa.BigInteger, primary_key=True),
-        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("slot", sa.Integer, primary_key=True, autoincrement=False),  # ts // 120000
+        sa.Column("series_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ts", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Float, nullable=True),  # NULL = NaN
         sqlite_with_rowid=False,
     )
     op.create_table(

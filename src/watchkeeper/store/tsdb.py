@@ -1,0 +1,712 @@
+"""The time-series store on SQL: labelled series, a durable head, compressed tiers.
+
+Writes land in the ``samples`` table (the *head*), one row per sample,
+committed before ``append`` returns — there is no memory buffer a crash
+could lose. ``compact`` moves head samples older than ``head_window`` into
+raw chunks, one per series per clock hour (see ``store/chunks.py`` for the
+encoding); ``apply_retention`` turns old raw chunks into one-minute and then
+one-hour aggregates and finally deletes them (see ``store/retention.py``).
+Both work in small transactions, so appends wait at most one batch.
+
+Reads merge the head and the chunks of every tier. When the same timestamp
+appears twice (a late sample, a backfill, a second chunk for an hour) the
+later write wins: the head over chunks, a newer chunk over an older one, a
+finer tier over a coarser one. Aggregate tiers read as their ``last`` value at
+the bucket end, so counters stay correct for ``rate()``.
+
+On SQLite the append path uses the DBAPI ``executemany`` directly (about ten
+times faster than going through SQLAlchemy); every other statement, and every
+statement on other databases, is SQLAlchemy Core, so the same code runs on
+PostgreSQL. Writes are serialised by a lock; readers never take it (SQLite
+runs in WAL mode, so they proceed during writes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import groupby, repeat
+from operator import itemgetter, truediv
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_
+from sqlalchemy.exc import SQLAlchemyError
+
+from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.errors import InputError, StorageError
+from watchkeeper.monitor.model import Sample
+from watchkeeper.query.selector import Matcher, matches_all
+from watchkeeper.store import chunks as enc
+from watchkeeper.store.models import chunks, samples, series
+from watchkeeper.store.retention import (
+    BUCKET_MS,
+    TIER_HOUR,
+    TIER_MINUTE,
+    TIER_NAMES,
+    TIER_RAW,
+    WINDOW_MS,
+    RetentionPolicy,
+    downsample_aggregates,
+    downsample_raw,
+    merge_last_wins,
+    window_end,
+)
+
+__all__ = ["TSDB", "SeriesData", "AggregateData", "RetentionPolicy", "Tier", "Row"]
+
+Tier = Literal["auto", "raw", "minute", "hour"]
+#: One sample for :meth:`TSDB.append_rows`: (name, labels without __name__, seconds, value).
+Row = tuple[str, Mapping[str, str], float, float]
+
+_TIERS: dict[str, tuple[int, ...]] = {
+    "auto": (TIER_RAW, TIER_MINUTE, TIER_HOUR),
+    "raw": (TIER_RAW,),
+    "minute": (TIER_MINUTE,),
+    "hour": (TIER_HOUR,),
+}
+_IN_BATCH = 500  # ids per IN (...) list, well under every database's parameter limit
+_NAN = math.nan
+SLOT_MS = 120_000  # samples.slot = ts // SLOT_MS (see store/models.py)
+_SLOT_LIST_MAX = 256  # read a head span of more slots with a range scan instead of seeks
+_SQLITE_UPSERT = ("INSERT INTO samples (slot, series_id, ts, value) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (slot, series_id, ts) DO UPDATE SET value = excluded.value")
+_SQLITE_NEW_SERIES = "INSERT INTO series (name, labels) VALUES (?, ?) ON CONFLICT (name, labels) DO NOTHING"
+_SQLITE_SERIES_ID = "SELECT id FROM series WHERE name = ? AND labels = ?"
+
+
+def _steps(start: float, end: float, step: float) -> list[float]:
+    if not step > 0:
+        raise InputError(f"step must be positive, got {step!r}")
+    if end < start:
+        return []
+    n = int((end - start) / step + 1e-9) + 1
+    return [start + i * step for i in range(n)]
+
+
+@dataclass(slots=True)
+class SeriesData:
+    """The samples of one series in a time range: ``labels`` include ``__name__``;
+    ``timestamps`` are seconds, ascending and unique, one value each."""
+
+    labels: dict[str, str]
+    timestamps: list[float]
+    values: list[float]
+
+    def at_steps(self, start: float, end: float, step: float,
+                 lookback: float = 300.0) -> tuple[list[float], list[float]]:
+        """The value at each step ``start, start + step, ... <= end``: the newest sample
+        in ``(t - lookback, t]``, as a Prometheus range query sees it.
+
+        Returns (step times, values) for the steps that have a value. Raises
+        InputError when ``step`` is not positive.
+        """
+        steps = _steps(start, end, step)
+        ts, vs = self.timestamps, self.values
+        out_t: list[float] = []
+        out_v: list[float] = []
+        for t, i in zip(steps, map(bisect_right, repeat(ts), steps)):
+            if i and ts[i - 1] > t - lookback:
+                out_t.append(t)
+                out_v.append(vs[i - 1])
+        return out_t, out_v
+
+
+@dataclass(slots=True)
+class AggregateData:
+    """Per-bucket aggregates of one series, for ``*_over_time`` across tiers.
+
+    A raw sample reads as a bucket of one (count 1, min = max = sum = last =
+    value); a stored aggregate reads as it was downsampled. ``timestamps`` are
+    seconds (a bucket's end).
+    """
+
+    labels: dict[str, str]
+    timestamps: list[float]
+    count: list[int]
+    sum: list[float]
+    min: list[float]
+    max: list[float]
+    last: list[float]
+
+
+def _canonical(labels: Mapping[str, str]) -> str:
+    # Prometheus treats an empty label as an absent one; __name__ lives in its own column.
+    clean = {str(k): str(v) for k, v in labels.items() if k != "__name__" and v != ""}
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ms_range(start: float, end: float) -> tuple[int, int]:
+    return math.ceil(round(start * 1000, 6)), math.floor(round(end * 1000, 6))
+
+
+def _batched(items: Sequence[int], size: int = _IN_BATCH) -> Iterator[Sequence[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _seconds(ts_ms: list[int]) -> list[float]:
+    return list(map(truediv, ts_ms, repeat(1000)))
+
+
+class TSDB:
+    """Series, samples and chunks in one SQL database (SQLite or PostgreSQL).
+
+    ``head_window`` is how many seconds of recent samples stay in the head
+    before ``compact`` packs them into hourly chunks. ``retention`` says how
+    long each tier lives. All methods are safe to call from several threads;
+    they raise StorageError (naming the database) when the database fails and
+    InputError for bad arguments.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None,
+                 retention: RetentionPolicy | None = None, head_window: float = 3600.0,
+                 sqlite_fast_path: bool = True, batch_rows: int = 20_000,
+                 batch_chunks: int = 256) -> None:
+        if not head_window >= 0:
+            raise InputError(f"head_window={head_window!r} is invalid: use seconds >= 0")
+        if batch_rows < 1 or batch_chunks < 1:
+            raise InputError("batch_rows and batch_chunks must be at least 1")
+        self.engine = engine
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.retention = retention if retention is not None else RetentionPolicy()
+        self.head_window = float(head_window)
+        self._dialect = engine.dialect.name
+        self._fast = sqlite_fast_path and self._dialect == "sqlite"
+        self._db = engine.url.render_as_string(hide_password=True)
+        self._batch_rows = batch_rows
+        self._batch_chunks = batch_chunks
+        self._write_lock = threading.Lock()
+        # (name, raw label items) -> id, so appends do not query. Only grows under the write lock.
+        self._ids: dict[tuple[str, frozenset[tuple[str, str]]], int] = {}
+        # id -> labels with __name__; series rows never change, so this never goes stale.
+        self._labels: dict[int, dict[str, str]] = {}
+
+    # -- errors ---------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            detail = getattr(exc, "orig", None) or exc
+            hint = None
+            if "locked" in str(detail) or "busy" in str(detail):
+                hint = "another process holds a write lock on the database; retry, or stop it"
+            raise StorageError(f"cannot {action} in database {self._db}: {detail}", hint=hint) from exc
+
+    # -- writes ---------------------------------------------------------------------------
+    def append(self, samples: Iterable[Sample], default_timestamp: float) -> int:
+        """Store samples; one without a timestamp gets ``default_timestamp`` (seconds).
+
+        Returns how many were written. A sample for a (series, timestamp) already
+        stored replaces it. Durable when this returns.
+        """
+        return self.append_rows(
+            (s.name, s.labels, default_timestamp if s.timestamp is None else s.timestamp, s.value)
+            for s in samples)
+
+    def append_rows(self, rows: Iterable[Row]) -> int:
+        """Store (name, labels, seconds, value) rows; the fast path of :meth:`append`.
+
+        ``labels`` exclude ``__name__``; empty label values are dropped, as
+        Prometheus does. Timestamps are kept to the millisecond. Raises
+        InputError for a row that is not a valid sample (the whole batch is
+        then rolled back) and StorageError when the database fails.
+        """
+        with self._write_lock:
+            if self._fast:
+                return self._append_sqlite(rows)
+            return self._append_core(rows)
+
+    def _forget(self, keys: list[tuple[str, frozenset[tuple[str, str]]]]) -> None:
+        for key in keys:
+            self._ids.pop(key, None)
+
+    def _append_sqlite(self, rows: Iterable[Row]) -> int:
+        ids = self._ids
+        new_keys: list[tuple[str, frozenset[tuple[str, str]]]] = []
+        params: list[tuple[int, int, int, float | None]] = []
+        add = params.append
+        with self._errors("write samples"):
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                row: Any = None
+                try:
+                    for row in rows:
+                        name, labels, ts, value = row
+                        key = (name, frozenset(labels.items()))
+                        sid = ids.get(key)
+                        if sid is None:
+                            text = _canonical(labels)
+                            cur.execute(_SQLITE_NEW_SERIES, (name, text))
+                            sid = cur.execute(_SQLITE_SERIES_ID, (name, text)).fetchone()[0]
+                            ids[key] = sid
+                            new_keys.append(key)
+                        v = float(value)
+                        ms = round(ts * 1000)
+                        add((ms // SLOT_MS, sid, ms, v if v == v else None))
+                except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+                    raise InputError(f"invalid sample {row!r}: {exc}",
+                                     hint="a row is (name, labels, seconds, value)") from None
+                if params:
+                    cur.executemany(_SQLITE_UPSERT, params)
+                conn.commit()
+                cur.close()
+            except BaseException:
+                self._forget(new_keys)
+                try:
+                    conn.rollback()
+                except sqlite3.Error:
+                    pass
+                raise
+            finally:
+                conn.close()
+        return len(params)
+
+    def _dialect_insert(self) -> Any:
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            return pg_insert
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            return sqlite_insert
+        if self._dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+            return mysql_insert
+        raise StorageError(f"database {self._db}: dialect {self._dialect!r} is not supported",
+                           hint="use SQLite or PostgreSQL")
+
+    def _append_core(self, rows: Iterable[Row]) -> int:
+        ins = self._dialect_insert()
+        if self._dialect in ("mysql", "mariadb"):
+            new_series = ins(series).prefix_with("IGNORE")
+            up = ins(samples)
+            upsert = up.on_duplicate_key_update(value=up.inserted.value)
+        else:
+            new_series = ins(series).on_conflict_do_nothing(index_elements=["name", "labels"])
+            up = ins(samples)
+            upsert = up.on_conflict_do_update(index_elements=["slot", "series_id", "ts"],
+                                              set_={"value": up.excluded.value})
+        find = select(series.c.id).where(series.c.name == bindparam("n"), series.c.labels == bindparam("l"))
+        ids = self._ids
+        new_keys: list[tuple[str, frozenset[tuple[str, str]]]] = []
+        params: list[dict[str, Any]] = []
+        try:
+            with self._errors("write samples"), self.engine.begin() as conn:
+                row: Any = None
+                try:
+                    for row in rows:
+                        name, labels, ts, value = row
+                        key = (name, frozenset(labels.items()))
+                        sid = ids.get(key)
+                        if sid is None:
+                            text = _canonical(labels)
+                            conn.execute(new_series, {"name": name, "labels": text})
+                            sid = conn.execute(find, {"n": name, "l": text}).scalar_one()
+                            ids[key] = sid
+                            new_keys.append(key)
+                        v = float(value)
+                        ms = round(ts * 1000)
+                        params.append({"slot": ms // SLOT_MS, "series_id": sid, "ts": ms,
+                                       "value": v if v == v else None})
+                except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+                    raise InputError(f"invalid sample {row!r}: {exc}",
+                                     hint="a row is (name, labels, seconds, value)") from None
+                if params:
+                    conn.execute(upsert, params)
+        except BaseException:
+            self._forget(new_keys)
+            raise
+        return len(params)
+
+    # -- series selection -----------------------------------------------------------------
+    def _match(self, conn: Connection, matchers: list[Matcher]) -> list[tuple[int, dict[str, str]]]:
+        name = next((m.value for m in matchers if m.name == "__name__" and m.op == "="), None)
+        query = select(series.c.id, series.c.name, series.c.labels).order_by(series.c.id)
+        if name is not None:
+            query = query.where(series.c.name == name)
+        cache = self._labels
+        out = []
+        for sid, sname, text in conn.execute(query):
+            labels = cache.get(sid)
+            if labels is None:
+                labels = {"__name__": sname, **json.loads(text)}
+                cache[sid] = labels
+            if matches_all(matchers, labels):
+                out.append((sid, labels))
+        return out
+
+    def _chunk_rows(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
+                    tiers: tuple[int, ...]) -> Iterator[Any]:
+        # Coarse tiers first and older chunks first: later items win a tie.
+        for part in _batched(ids):
+            yield from conn.execute(
+                select(chunks.c.series_id, chunks.c.tier, chunks.c.data)
+                .where(chunks.c.series_id.in_(part), chunks.c.end_ts >= lo, chunks.c.start_ts <= hi,
+                       chunks.c.tier.in_(tiers))
+                .order_by(chunks.c.series_id, chunks.c.tier.desc(), chunks.c.id))
+
+    @staticmethod
+    def _head_span(conn: Connection, lo: int, hi: int) -> list[Any] | None:
+        """Conditions picking head rows in [lo, hi]: the slots as a list when few (one seek
+        per slot and series), as a range otherwise; None when the head has nothing there."""
+        first = conn.execute(select(func.min(samples.c.slot))).scalar()
+        if first is None:
+            return None
+        last = conn.execute(select(func.max(samples.c.slot))).scalar()
+        a, b = max(lo // SLOT_MS, first), min(hi // SLOT_MS, last)
+        if a > b:
+            return None
+        slot = samples.c.slot.in_(range(a, b + 1)) if b - a < _SLOT_LIST_MAX else samples.c.slot.between(a, b)
+        return [slot, samples.c.ts >= lo, samples.c.ts <= hi]
+
+    def _head_rows(self, conn: Connection, ids: Sequence[int], lo: int, hi: int) -> Iterator[Any]:
+        span = self._head_span(conn, lo, hi)
+        if span is None:
+            return
+        for part in _batched(ids):
+            yield from conn.execute(
+                select(samples.c.series_id, samples.c.ts, samples.c.value)
+                .where(*span, samples.c.series_id.in_(part))
+                .order_by(samples.c.series_id, samples.c.ts))
+
+    def _pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int, tier: str,
+                aggregates: bool) -> dict[int, list[tuple[list[int], list[Any]]]]:
+        tiers = _TIERS.get(tier)
+        if tiers is None:
+            raise InputError(f"unknown tier {tier!r}; use one of {', '.join(_TIERS)}")
+        pieces: dict[int, list[tuple[list[int], list[Any]]]] = {sid: [] for sid in ids}
+        for sid, t, data in self._chunk_rows(conn, ids, lo, hi, tiers):
+            if t == TIER_RAW:
+                ts, vals = enc.decode_raw(data)
+                if aggregates:
+                    pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
+                else:
+                    pieces[sid].append((ts, vals))
+            else:
+                agg = enc.decode_aggregates(data)
+                if aggregates:
+                    pieces[sid].append((agg.timestamps,
+                                        list(zip(agg.count, agg.sum, agg.min, agg.max, agg.last))))
+                else:
+                    pieces[sid].append((agg.timestamps, agg.last))
+        if TIER_RAW in tiers:
+            for sid, group in groupby(self._head_rows(conn, ids, lo, hi), key=itemgetter(0)):
+                rows = list(group)
+                ts = [r[1] for r in rows]
+                vals = [_NAN if r[2] is None else r[2] for r in rows]
+                if aggregates:
+                    pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
+                else:
+                    pieces[sid].append((ts, vals))
+        return pieces
+
+    def _read(self, matchers: list[Matcher], start: float, end: float, tier: str,
+              aggregates: bool) -> list[tuple[dict[str, str], list[int], list[Any]]]:
+        lo, hi = _ms_range(start, end)
+        if hi < lo:
+            return []
+        with self._errors("read samples"), self.engine.connect() as conn:
+            matched = self._match(conn, matchers)
+            if not matched:
+                return []
+            pieces = self._pieces(conn, [sid for sid, _ in matched], lo, hi, tier, aggregates)
+        out = []
+        for sid, labels in matched:
+            ts, vals = merge_last_wins(pieces[sid])
+            a, b = bisect_left(ts, lo), bisect_right(ts, hi)
+            if a < b:
+                if a or b < len(ts):
+                    ts, vals = ts[a:b], vals[a:b]
+                out.append((dict(labels), ts, vals))
+        return out
+
+    # -- reads ----------------------------------------------------------------------------
+    def select(self, matchers: list[Matcher], start: float, end: float, *,
+               tier: Tier = "auto") -> list[SeriesData]:
+        """The samples of every series the matchers accept, in ``[start, end]`` (seconds).
+
+        ``tier`` "auto" merges the head and every tier; "raw" reads only raw
+        samples, "minute"/"hour" only those aggregates (as their last value).
+        Series without a sample in the range are left out. An ``=`` matcher on
+        ``__name__`` is resolved in SQL; the others are applied in Python.
+        """
+        return [SeriesData(labels, _seconds(ts), vals)
+                for labels, ts, vals in self._read(matchers, start, end, tier, False)]
+
+    def select_aggregates(self, matchers: list[Matcher], start: float, end: float, *,
+                          tier: Tier = "auto") -> list[AggregateData]:
+        """Like :meth:`select`, but min/max/sum/count/last per bucket (raw samples are buckets of one)."""
+        out = []
+        for labels, ts, rows in self._read(matchers, start, end, tier, True):
+            cols = list(zip(*rows))
+            out.append(AggregateData(labels, _seconds(ts), list(cols[0]), list(cols[1]),
+                                     list(cols[2]), list(cols[3]), list(cols[4])))
+        return out
+
+    def _with_data(self, conn: Connection, ids: list[int], lo: int, hi: int) -> set[int]:
+        found: set[int] = set()
+        span = self._head_span(conn, lo, hi)
+        for part in _batched(ids):
+            found.update(conn.execute(select(chunks.c.series_id).distinct().where(
+                chunks.c.series_id.in_(part), chunks.c.end_ts >= lo, chunks.c.start_ts <= hi)).scalars())
+            rest = [sid for sid in part if sid not in found]
+            if rest and span is not None:
+                found.update(conn.execute(select(samples.c.series_id).distinct().where(
+                    *span, samples.c.series_id.in_(rest))).scalars())
+        return found
+
+    def series(self, matchers_list: list[list[Matcher]], start: float | None = None,
+               end: float | None = None) -> list[dict[str, str]]:
+        """Label sets (with ``__name__``) of the series any selector matches, as
+        Prometheus's ``/api/v1/series``; with ``start``/``end``, only those with
+        samples in that range."""
+        with self._errors("read series"), self.engine.connect() as conn:
+            found: dict[int, dict[str, str]] = {}
+            for matchers in matchers_list:
+                for sid, labels in self._match(conn, matchers):
+                    found.setdefault(sid, labels)
+            ids = sorted(found)
+            if start is not None or end is not None:
+                lo, hi = _ms_range(-1e15 if start is None else start, 1e15 if end is None else end)
+                keep = self._with_data(conn, ids, lo, hi)
+                ids = [sid for sid in ids if sid in keep]
+        return [dict(found[sid]) for sid in ids]
+
+    def _all_labels(self) -> list[dict[str, str]]:
+        with self._errors("read series"), self.engine.connect() as conn:
+            return [labels for _, labels in self._match(conn, [])]
+
+    def label_names(self, matchers_list: list[list[Matcher]] | None = None) -> list[str]:
+        """Every label name in use (``__name__`` included), sorted; only in the matched series if given."""
+        sets = self.series(matchers_list) if matchers_list else self._all_labels()
+        return sorted({name for labels in sets for name in labels})
+
+    def label_values(self, name: str, matchers_list: list[list[Matcher]] | None = None) -> list[str]:
+        """Every value of label ``name`` (``__name__`` gives metric names), sorted."""
+        if name == "__name__" and not matchers_list:
+            with self._errors("read series"), self.engine.connect() as conn:
+                return sorted(conn.execute(select(series.c.name).distinct()).scalars())
+        sets = self.series(matchers_list) if matchers_list else self._all_labels()
+        return sorted({labels[name] for labels in sets if name in labels})
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes: series, head samples, and chunks/samples/bytes per tier."""
+        with self._errors("read statistics"), self.engine.connect() as conn:
+            n_series = conn.execute(select(func.count()).select_from(series)).scalar_one()
+            head = conn.execute(select(func.count()).select_from(samples)).scalar_one()
+            tiers = {name: {"chunks": 0, "samples": 0, "bytes": 0} for name in TIER_NAMES.values()}
+            query = (select(chunks.c.tier, func.count(), func.sum(chunks.c.count),
+                            func.sum(func.length(chunks.c.data))).group_by(chunks.c.tier))
+            for tier, n, count, size in conn.execute(query):
+                tiers[TIER_NAMES.get(tier, str(tier))] = {"chunks": int(n), "samples": int(count or 0),
+                                                          "bytes": int(size or 0)}
+            db_bytes = None
+            if self._dialect == "sqlite":
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+                size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+                db_bytes = int(pages) * int(size)
+        return {"series": int(n_series), "head_samples": int(head), "tiers": tiers,
+                "database_bytes": db_bytes}
+
+    # -- deletion -------------------------------------------------------------------------
+    def delete_series(self, matchers: list[Matcher]) -> int:
+        """Delete the matched series with all their samples; returns how many series went."""
+        if not matchers:
+            raise InputError("delete_series needs at least one matcher; refusing to delete everything")
+        with self._write_lock, self._errors("delete series"):
+            with self.engine.connect() as conn:
+                ids = [sid for sid, _ in self._match(conn, matchers)]
+            for part in _batched(ids):
+                with self.engine.begin() as conn:
+                    conn.execute(delete(samples).where(samples.c.series_id.in_(part)))
+                    conn.execute(delete(chunks).where(chunks.c.series_id.in_(part)))
+                    conn.execute(delete(series).where(series.c.id.in_(part)))
+            gone = set(ids)
+            self._ids = {k: v for k, v in self._ids.items() if v not in gone}
+            for sid in gone:
+                self._labels.pop(sid, None)
+        return len(ids)
+
+    # -- compaction -----------------------------------------------------------------------
+    def compact(self, now: float | None = None) -> int:
+        """Move head samples of whole clock hours older than ``head_window`` into raw chunks.
+
+        Returns how many samples moved. Works one hour window at a time and,
+        within it, on a few series per transaction (about ``batch_rows``
+        samples), so appends wait at most one batch; a crash leaves every
+        sample either in the head or in a chunk, and running again continues.
+        """
+        now = self.clock.time() if now is None else now
+        hour = WINDOW_MS[TIER_RAW]
+        cutoff = (int((now - self.head_window) * 1000) // hour) * hour
+        moved = 0
+        after: int | None = None
+        while True:
+            with self._errors("compact the head"), self.engine.connect() as conn:
+                wend = self._next_window(conn, after, cutoff)
+                top = conn.execute(select(func.max(series.c.id))).scalar() or 0
+            if wend is None:
+                return moved
+            moved += self._compact_window(wend, top)
+            after = wend
+
+    @staticmethod
+    def _next_window(conn: Connection, after: int | None, cutoff: int) -> int | None:
+        """End of the first raw-chunk window holding a head sample newer than ``after``
+        and not newer than ``cutoff``."""
+        slot_from = None if after is None else after // SLOT_MS
+        while True:
+            query = select(func.min(samples.c.slot))
+            if slot_from is not None:
+                query = query.where(samples.c.slot >= slot_from)
+            slot = conn.execute(query).scalar()
+            if slot is None or slot * SLOT_MS > cutoff:
+                return None
+            query = select(func.min(samples.c.ts)).where(samples.c.slot == slot)
+            if after is not None:
+                query = query.where(samples.c.ts > after)
+            first = conn.execute(query).scalar()
+            if first is None:
+                slot_from = slot + 1
+                continue
+            return window_end(first, WINDOW_MS[TIER_RAW]) if first <= cutoff else None
+
+    def _compact_window(self, wend: int, top_id: int) -> int:
+        lo, hi = wend - WINDOW_MS[TIER_RAW], wend
+        slots = samples.c.slot.in_(range((lo + 1) // SLOT_MS, hi // SLOT_MS + 1))
+        moved = 0
+        first, width = 0, 64  # series ids [first, first + width) per batch, adapted to the density
+        while True:
+            last = None if first + width > top_id else first + width
+            where = [slots, samples.c.ts > lo, samples.c.ts <= hi, samples.c.series_id >= first]
+            if last is not None:
+                where.append(samples.c.series_id < last)
+            with self._write_lock, self._errors("compact the head"), self.engine.begin() as conn:
+                rows = conn.execute(select(samples.c.series_id, samples.c.ts, samples.c.value)
+                                    .where(*where).order_by(samples.c.series_id, samples.c.ts)).all()
+                if rows:
+                    new_chunks = []
+                    for sid, group in groupby(rows, key=itemgetter(0)):
+                        items = list(group)
+                        ts = [r[1] for r in items]
+                        vals = [_NAN if r[2] is None else r[2] for r in items]
+                        new_chunks.append({"series_id": sid, "tier": TIER_RAW, "start_ts": ts[0],
+                                           "end_ts": ts[-1], "count": len(ts),
+                                           "data": enc.encode_raw(ts, vals)})
+                    conn.execute(insert(chunks), new_chunks)
+                    conn.execute(delete(samples).where(*where))
+            moved += len(rows)
+            if last is None:
+                return moved
+            first = last
+            grow = width * 4 if not rows else int(width * self._batch_rows / len(rows))
+            width = max(1, min(width * 4, grow))
+
+    # -- retention ------------------------------------------------------------------------
+    def apply_retention(self, now: float | None = None) -> dict[str, int]:
+        """Downsample and expire by the retention policy; returns chunks handled per step.
+
+        Raw chunks whose whole day is older than ``retention.raw`` become
+        one-minute aggregates; minute chunks whose whole week is older than
+        ``retention.minute`` become one-hour aggregates; hour chunks entirely
+        older than ``retention.hour`` are deleted. A retention of 0 keeps that
+        tier forever. Every batch is one transaction: idempotent and resumable.
+        """
+        now = self.clock.time() if now is None else now
+        now_ms = int(now * 1000)
+        policy = self.retention
+        done = {"raw_downsampled": 0, "minute_downsampled": 0, "hour_deleted": 0}
+        if policy.raw > 0:
+            done["raw_downsampled"] = self._downsample(TIER_RAW, now_ms - int(policy.raw * 1000))
+        if policy.minute > 0:
+            done["minute_downsampled"] = self._downsample(TIER_MINUTE, now_ms - int(policy.minute * 1000))
+        if policy.hour > 0:
+            done["hour_deleted"] = self._expire(TIER_HOUR, now_ms - int(policy.hour * 1000))
+        return done
+
+    def maintain(self, now: float | None = None) -> dict[str, int]:
+        """``compact`` then ``apply_retention``: what a server runs periodically."""
+        moved = self.compact(now)
+        return {"compacted_samples": moved, **self.apply_retention(now)}
+
+    def _downsample(self, src: int, older_than_ms: int) -> int:
+        dst = src + 1
+        window, bucket = WINDOW_MS[dst], BUCKET_MS[dst]
+        cutoff = (older_than_ms // window) * window
+        handled = 0
+        while True:
+            with self._write_lock, self._errors(f"downsample {TIER_NAMES[src]} chunks"), \
+                    self.engine.begin() as conn:
+                meta = conn.execute(
+                    select(chunks.c.id, chunks.c.series_id, chunks.c.end_ts)
+                    .where(chunks.c.tier == src, chunks.c.end_ts <= cutoff)
+                    .order_by(chunks.c.series_id, chunks.c.end_ts, chunks.c.id)
+                    .limit(self._batch_chunks)).all()
+                if not meta:
+                    return handled
+                groups: dict[tuple[int, int], list[int]] = {}
+                for cid, sid, end in meta:
+                    groups.setdefault((sid, window_end(end, window)), []).append(cid)
+                if len(meta) == self._batch_chunks:
+                    last = next(reversed(groups))
+                    if len(groups) > 1:
+                        del groups[last]  # may continue past the batch
+                    else:  # one window holds more chunks than a batch: take all of it
+                        sid, wend = last
+                        groups[last] = list(conn.execute(
+                            select(chunks.c.id).where(
+                                chunks.c.series_id == sid, chunks.c.tier == src,
+                                chunks.c.end_ts > wend - window, chunks.c.end_ts <= wend)
+                            .order_by(chunks.c.id)).scalars())
+                ids = sorted(cid for group in groups.values() for cid in group)
+                blobs: dict[int, bytes] = {}
+                for part in _batched(ids):
+                    blobs.update(conn.execute(
+                        select(chunks.c.id, chunks.c.data).where(chunks.c.id.in_(part))).tuples())
+                new_chunks = []
+                for (sid, _), group in groups.items():
+                    agg = self._aggregate(src, [blobs[cid] for cid in sorted(group)], bucket)
+                    if len(agg):
+                        new_chunks.append({"series_id": sid, "tier": dst, "start_ts": agg.timestamps[0],
+                                           "end_ts": agg.timestamps[-1], "count": len(agg),
+                                           "data": enc.encode_aggregates(agg)})
+                if new_chunks:
+                    conn.execute(insert(chunks), new_chunks)
+                for part in _batched(ids):
+                    conn.execute(delete(chunks).where(chunks.c.id.in_(part)))
+                handled += len(ids)
+
+    @staticmethod
+    def _aggregate(src: int, blobs: list[bytes], bucket: int) -> enc.Aggregates:
+        """Merge the chunks of one window (oldest write first) and bucket them."""
+        if src == TIER_RAW:
+            ts, vals = merge_last_wins([enc.decode_raw(b) for b in blobs])
+            return downsample_raw(ts, vals, bucket)
+        pieces = []
+        for blob in blobs:
+            a = enc.decode_aggregates(blob)
+            pieces.append((a.timestamps, list(zip(a.count, a.sum, a.min, a.max, a.last))))
+        ts, rows = merge_last_wins(pieces)
+        cols = [list(c) for c in zip(*rows)] if rows else [[], [], [], [], []]
+        return downsample_aggregates(enc.Aggregates(ts, *cols), bucket)
+
+    def _expire(self, tier: int, older_than_ms: int) -> int:
+        deleted = 0
+        while True:
+            with self._write_lock, self._errors(f"expire {TIER_NAMES[tier]} chunks"), \
+                    self.engine.begin() as conn:
+                ids = list(conn.execute(
+                    select(chunks.c.id).where(chunks.c.tier == tier, chunks.c.end_ts <= older_than_ms)
+                    .limit(self._batch_chunks * 4)).scalars())
+                if not ids:
+                    return deleted
+                for part in _batched(ids):
+                    conn.execute(delete(chunks).where(chunks.c.id.in_(part)))
+                deleted += len(ids)

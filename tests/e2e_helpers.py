@@ -1,0 +1,83 @@
+"""Start real watchkeeper servers and the example's demo services as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCHKEEPER = [sys.executable, "-m", "watchkeeper"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"server exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("server did not stop on SIGTERM") from None
+    if proc.stdout:
+        proc.stdout.close()
+    return proc.returncode
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str] | None = None, *, port: int,
+           cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen([*WATCHKEEPER, "up", "--listen", f"127.0.0.1:{port}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
+                            cwd=cwd or ROOT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def demo_services(tmp: Path) -> Iterator[dict[str, str]]:
+    dns_port, tls_port = free_port(), free_port()
+    ca = tmp / "demo-ca.pem"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "demo_services.py"),
+                             "--dns-port", str(dns_port), "--tls-port", str(tls_port),
+                             "--ca-file", str(ca)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert "dns on" in line, line
+        yield {"WK_DNS_PORT": str(dns_port), "WK_TLS_PORT": str(tls_port), "WK_CA_FILE": str(ca)}
+    finally:
+        stop(proc)

@@ -1,0 +1,174 @@
+"""The real server as a subprocess: the example config, the API, reload, SIGTERM, restart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e_helpers import ROOT, WATCHKEEPER, demo_services, free_port, server
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE_CHECKS = {"self-http", "self-port", "app-dns", "demo-tls", "root-disk", "load", "self-scrape"}
+
+
+def _wait_checks(base: str, names: set[str], timeout: float = 40.0) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        checks = {c["name"]: c for c in httpx.get(f"{base}/api/v1/checks").json()["checks"]}
+        if all(checks.get(n, {}).get("last_run") for n in names) or time.monotonic() > deadline:
+            return checks
+        time.sleep(0.3)
+
+
+def test_example_config_runs_every_check_and_serves_history(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    with demo_services(tmp_path) as env:
+        env = {**env, "WK_LISTEN": f"127.0.0.1:{port}", "WK_PORT": str(port)}
+        with server(["--config", "examples/watchkeeper.yaml", "--data-dir", str(data)], env,
+                    port=port):
+            checks = _wait_checks(base, EXAMPLE_CHECKS)
+            assert set(checks) == EXAMPLE_CHECKS
+            states = {n: (c["state"], c["summary"]) for n, c in checks.items()}
+            for name in ("self-http", "self-port", "app-dns", "demo-tls", "self-scrape", "root-disk"):
+                assert states[name][0] == "OK", states
+            detail = httpx.get(f"{base}/api/v1/checks/app-dns").json()
+            assert detail["history"] and detail["history"][0]["state"] == "OK"
+            # host metrics with node_exporter's names, in /metrics and in the store
+            metrics = httpx.get(f"{base}/metrics").text
+            assert "node_cpu_seconds_total{" in metrics
+            assert 'watchkeeper_check_up{check="self-http"' in metrics
+            time.sleep(1.5)  # the writer flushes every second
+            now = time.time()
+            r = httpx.get(f"{base}/api/v1/query_range", params={
+                "query": "node_load1", "start": now - 60, "end": now, "step": "5s"}).json()
+            assert r["status"] == "success" and r["data"]["resultType"] == "matrix"
+            assert r["data"]["result"], r
+            r = httpx.get(f"{base}/api/v1/query", params={"query": 'watchkeeper_check_state{check="app-dns"}'}).json()
+            assert r["data"]["result"][0]["value"][1] == "0"
+            # the scrape check stored watchkeeper's own series under job/instance
+            r = httpx.get(f"{base}/api/v1/series", params={"match[]": 'watchkeeper_build_info{job="self-scrape"}'}).json()
+            assert r["data"], r
+
+
+def test_no_config_monitors_the_local_host_and_survives_restart(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    with server(["--data-dir", str(data)], port=port, cwd=cwd):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{base}/api/v1/query", params={"query": "node_memory_MemAvailable_bytes"}).json()
+            if r["data"]["result"]:
+                break
+            time.sleep(0.5)
+        assert r["data"]["result"], "host metrics did not reach the store within 30s"
+        first = r["data"]["result"][0]["value"]
+        assert float(first[1]) > 0
+        status = httpx.get(f"{base}/api/v1/status").json()
+        assert status["collector"] is True
+    # SIGTERM flushed everything: the same sample is there after a restart
+    with server(["--data-dir", str(data)], port=port, cwd=cwd):
+        r = httpx.get(f"{base}/api/v1/query", params={"query": "node_memory_MemAvailable_bytes",
+                                                      "time": first[0]}).json()
+        assert r["data"]["result"][0]["value"] == first
+    log = subprocess.run([*WATCHKEEPER, "log", "--data-dir", str(data), "--json"],
+                         capture_output=True, text=True, cwd=cwd, check=True)
+    kinds = [e["kind"] for e in json.loads(log.stdout)]
+    assert kinds.count("server.started") == 2 and kinds.count("server.stopped") == 2
+    verify = subprocess.run([*WATCHKEEPER, "log", "verify", "--data-dir", str(data)],
+                            capture_output=True, text=True, cwd=cwd)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_reload_refuses_bad_config_and_keeps_running(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "watchkeeper.yaml"
+    good = ("collectors: {host: {enabled: false}}\n"
+            "checks:\n  - {name: hosts-file, type: file, path: /etc/hosts, interval: 1s}\n")
+    cfg.write_text(good)
+    data = tmp_path / "data"
+    with server(["--config", str(cfg), "--data-dir", str(data)], port=port) as proc:
+        token = (data / "token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(f"{base}/api/v1/reload").status_code == 401
+        cfg.write_text(good + "  - {name: bad, type: file, path: /x, interval: 0s}\n")
+        r = httpx.post(f"{base}/api/v1/reload", headers=auth)
+        assert r.status_code == 422
+        assert r.json()["issues"] == [f'{cfg}:4: checks[1].interval: "0s" must be at least 1s']
+        assert [c["name"] for c in httpx.get(f"{base}/api/v1/checks").json()["checks"]] == ["hosts-file"]
+        cfg.write_text(good + "  - {name: passwd, type: file, path: /etc/passwd, interval: 1s}\n")
+        r = httpx.post(f"{base}/api/v1/reload", headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"] == ["hosts-file", "passwd"]
+        # SIGHUP reloads too
+        cfg.write_text(good)
+        import signal as _signal
+
+        proc.send_signal(_signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            names = [c["name"] for c in httpx.get(f"{base}/api/v1/checks").json()["checks"]]
+            if names == ["hosts-file"]:
+                break
+            time.sleep(0.2)
+        assert names == ["hosts-file"]
+    kinds = subprocess.run([*WATCHKEEPER, "log", "--data-dir", str(data), "--kind", "config",
+                            "--json"], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert [e["kind"] for e in json.loads(kinds.stdout)] == [
+        "config.reload_refused", "config.reloaded", "config.reloaded"]
+
+
+def test_cli_check_json_and_exit_code(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text("checks:\n"
+                   "  - {name: ok, type: file, path: /etc/hosts}\n"
+                   "  - {name: gone, type: file, path: /nonexistent/file}\n")
+    out = subprocess.run([*WATCHKEEPER, "check", "--config", str(cfg), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    results = {r["name"]: r for r in json.loads(out.stdout)}
+    assert results["ok"]["state"] == "OK" and results["gone"]["state"] == "CRITICAL"
+    for r in results.values():
+        assert {"name", "type", "state", "summary", "duration_seconds", "metrics"} <= set(r)
+    out = subprocess.run([*WATCHKEEPER, "check", "ok", "--config", str(cfg)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "OK" in out.stdout
+    out = subprocess.run([*WATCHKEEPER, "check", "nope", "--config", str(cfg)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "no check named 'nope'" in out.stderr
+
+
+def test_import_then_query_from_the_data_dir(tmp_path: Path) -> None:
+    om = tmp_path / "backfill.om"
+    lines = ["# TYPE temp gauge"]
+    for i in range(10):
+        lines.append(f'temp{{room="a"}} {20 + i} {1_700_000_000 + 60 * i}')
+    lines.append("# EOF")
+    om.write_text("\n".join(lines) + "\n")
+    data = tmp_path / "data"
+    imp = subprocess.run([*WATCHKEEPER, "import", str(om), "--data-dir", str(data)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert imp.returncode == 0, imp.stderr
+    assert "imported 10 samples" in imp.stdout
+    q = subprocess.run([*WATCHKEEPER, "query", 'temp{room="a"}', "--data-dir", str(data),
+                        "--start", "1700000000", "--end", "1700000540", "--step", "60s", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert q.returncode == 0, q.stderr
+    data_obj = json.loads(q.stdout)
+    assert data_obj["resultType"] == "matrix"
+    assert [v[1] for v in data_obj["result"][0]["values"]] == [str(20 + i) for i in range(10)]
+    bad = subprocess.run([*WATCHKEEPER, "query", 'temp{room=}', "--data-dir", str(data)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "column" in bad.stderr
