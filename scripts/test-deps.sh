@@ -9,6 +9,7 @@ have_file /usr/bin/prometheus-node-exporter   || need+=(prometheus-node-exporter
 have_file /usr/bin/prometheus-blackbox-exporter || need+=(prometheus-blackbox-exporter)
 command -v dnsmasq >/dev/null 2>&1 || have_file /usr/sbin/dnsmasq || need+=(dnsmasq-base)
 command -v ping >/dev/null 2>&1               || need+=(iputils-ping)
+command -v promtool >/dev/null 2>&1           || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
