@@ -110,12 +110,16 @@ async def run_watchkeeper(base: str, n: int, concurrency: int) -> tuple[float, i
 
 async def run_blackbox(bb_port: int, target: str, n: int, concurrency: int) -> tuple[float, int]:
     """Send n probes to blackbox_exporter; return (seconds, failures)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    from watchkeeper.monitor.checks._http_transport import ShardedTransport
+
+    # The driver uses the same sharded pools as watchkeeper, so it is not the bottleneck
+    # that one large httpcore pool would be.
+    transport = ShardedTransport(max_connections=concurrency)
     url = f"http://127.0.0.1:{bb_port}/probe"
     params = {"target": target, "module": "http_2xx"}
     failures = 0
     next_index = 0
-    async with httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False) as client:
+    async with httpx.AsyncClient(transport=transport, timeout=10.0, trust_env=False) as client:
         async def worker() -> None:
             nonlocal failures, next_index
             while next_index < n:

@@ -39,8 +39,9 @@ def log(engine: Engine, tmp_path: Path, clock: FakeClock) -> EventLog:
 
 def fill(log: EventLog, clock: FakeClock, n: int = 5) -> None:
     for i in range(1, n + 1):
-        log.append("check.state", f"web{i}", {"from": "OK", "to": "CRITICAL", "n": i},
-                   actor="monitor")
+        log.append(
+            "check.state", f"web{i}", {"from": "OK", "to": "CRITICAL", "n": i}, actor="monitor"
+        )
         clock.advance(60.0)
 
 
@@ -59,7 +60,13 @@ def test_append_returns_the_chained_event(log: EventLog, clock: FakeClock) -> No
     clock.advance(5.0)
     second = log.append("check.state", "web", {"to": "CRITICAL"})
     assert (first.seq, first.ts, first.kind, first.actor, first.subject, first.data) == (
-        1, 1_700_000_000.0, "config.reload", "admin", "watchkeeper.yaml", {"files": 2})
+        1,
+        1_700_000_000.0,
+        "config.reload",
+        "admin",
+        "watchkeeper.yaml",
+        {"files": 2},
+    )
     assert first.prev_hash == GENESIS
     assert second.seq == 2
     assert second.ts == 1_700_000_005.0
@@ -81,9 +88,14 @@ def test_list_is_oldest_first_and_limited_to_the_newest(log: EventLog, clock: Fa
     assert [e.seq for e in log.list()] == [1, 2, 3, 4, 5]
     assert [e.seq for e in log.list(limit=2)] == [4, 5]
     assert log.list()[0].to_dict() == {
-        "seq": 1, "ts": 1_700_000_000.0, "kind": "check.state", "actor": "monitor",
-        "subject": "web1", "data": {"from": "OK", "n": 1, "to": "CRITICAL"},
-        "hash": log.list()[0].hash}
+        "seq": 1,
+        "ts": 1_700_000_000.0,
+        "kind": "check.state",
+        "actor": "monitor",
+        "subject": "web1",
+        "data": {"from": "OK", "n": 1, "to": "CRITICAL"},
+        "hash": log.list()[0].hash,
+    }
 
 
 def test_list_filters(log: EventLog, clock: FakeClock) -> None:
@@ -123,24 +135,31 @@ def test_verify_an_intact_log(log: EventLog, clock: FakeClock, tmp_path: Path) -
 
 def test_edited_data_is_found_and_named(log: EventLog, clock: FakeClock, tmp_path: Path) -> None:
     fill(log, clock, 5)
-    sql(tmp_path, "UPDATE events SET data = ? WHERE seq = 3",
-        json.dumps({"from": "OK", "n": 3, "to": "OK"}, separators=(",", ":")))
+    sql(
+        tmp_path,
+        "UPDATE events SET data = ? WHERE seq = 3",
+        json.dumps({"from": "OK", "n": 3, "to": "OK"}, separators=(",", ":")),
+    )
     assert log.verify() == [Problem(3, "was edited after it was written (hash mismatch)")]
     assert [str(p) for p in log.verify()] == [
-        "entry 3: was edited after it was written (hash mismatch)"]
+        "entry 3: was edited after it was written (hash mismatch)"
+    ]
 
 
-@pytest.mark.parametrize(("column", "value"), [("ts", 1.0), ("kind", "note"), ("actor", "root"),
-                                               ("subject", "db1")])
-def test_any_edited_column_is_found(log: EventLog, clock: FakeClock, tmp_path: Path, column: str,
-                                    value: object) -> None:
+@pytest.mark.parametrize(
+    ("column", "value"), [("ts", 1.0), ("kind", "note"), ("actor", "root"), ("subject", "db1")]
+)
+def test_any_edited_column_is_found(
+    log: EventLog, clock: FakeClock, tmp_path: Path, column: str, value: object
+) -> None:
     fill(log, clock, 3)
     sql(tmp_path, f"UPDATE events SET {column} = ? WHERE seq = 2", value)
     assert log.verify() == [Problem(2, "was edited after it was written (hash mismatch)")]
 
 
-def test_edit_with_recomputed_hash_breaks_the_next_link(log: EventLog, clock: FakeClock,
-                                                        tmp_path: Path) -> None:
+def test_edit_with_recomputed_hash_breaks_the_next_link(
+    log: EventLog, clock: FakeClock, tmp_path: Path
+) -> None:
     """Re-hashing the edited entry does not help: its successor still names the old hash."""
     fill(log, clock, 5)
     from watchkeeper.eventlog import _digest
@@ -149,8 +168,9 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(log: EventLog, clock: Fa
     data = json.dumps({"from": "OK", "n": 3, "to": "OK"}, separators=(",", ":"), sort_keys=True)
     forged = _digest(row.prev_hash, 3, row.ts, row.kind, row.actor, row.subject, data)
     sql(tmp_path, "UPDATE events SET data = ?, hash = ? WHERE seq = 3", data, forged)
-    assert log.verify() == [Problem(4, "does not follow its predecessor "
-                                       "(an earlier entry was edited or deleted)")]
+    assert log.verify() == [
+        Problem(4, "does not follow its predecessor (an earlier entry was edited or deleted)")
+    ]
 
 
 def test_deleted_middle_entry_is_found(log: EventLog, clock: FakeClock, tmp_path: Path) -> None:
@@ -162,12 +182,14 @@ def test_deleted_middle_entry_is_found(log: EventLog, clock: FakeClock, tmp_path
     ]
 
 
-def test_deleted_last_entries_are_found_via_the_anchor(log: EventLog, clock: FakeClock,
-                                                       tmp_path: Path) -> None:
+def test_deleted_last_entries_are_found_via_the_anchor(
+    log: EventLog, clock: FakeClock, tmp_path: Path
+) -> None:
     fill(log, clock, 5)
     sql(tmp_path, "DELETE FROM events WHERE seq >= 4")
     assert [str(p) for p in log.verify()] == [
-        "entry 4: missing (entries 4..5 were deleted from the end)"]
+        "entry 4: missing (entries 4..5 were deleted from the end)"
+    ]
     # without the anchor the shorter chain would look intact
     assert EventLog(log.engine, anchor=None).verify() == []
 
@@ -176,16 +198,20 @@ def test_every_entry_deleted_is_found(log: EventLog, clock: FakeClock, tmp_path:
     fill(log, clock, 3)
     sql(tmp_path, "DELETE FROM events")
     assert [str(p) for p in log.verify()] == [
-        "entry 1: missing (entries 1..3 were deleted from the end)"]
+        "entry 1: missing (entries 1..3 were deleted from the end)"
+    ]
 
 
-def test_replaced_last_entry_is_found_via_the_anchor(log: EventLog, clock: FakeClock,
-                                                     tmp_path: Path) -> None:
+def test_replaced_last_entry_is_found_via_the_anchor(
+    log: EventLog, clock: FakeClock, tmp_path: Path
+) -> None:
     fill(log, clock, 3)
     sql(tmp_path, "DELETE FROM events WHERE seq = 3")
     # a fresh log without the anchor appends a valid-looking entry 3
     EventLog(log.engine, anchor=None, clock=clock).append("note", "all fine", {})
-    assert [str(p) for p in log.verify()] == ["entry 3: does not match the anchor (it was replaced)"]
+    assert [str(p) for p in log.verify()] == [
+        "entry 3: does not match the anchor (it was replaced)"
+    ]
 
 
 def test_deleted_anchor_is_reported(log: EventLog, clock: FakeClock, tmp_path: Path) -> None:
@@ -194,15 +220,19 @@ def test_deleted_anchor_is_reported(log: EventLog, clock: FakeClock, tmp_path: P
     sql(tmp_path, "DELETE FROM events WHERE seq = 3")
     (tmp_path / "eventlog.head").unlink()
     assert [str(p) for p in log.verify()] == [
-        f"entry 0: anchor file {tmp_path / 'eventlog.head'} is missing; entries at the end "
-        "may have been deleted"]
+        (
+            f"entry 0: anchor file {tmp_path / 'eventlog.head'} is missing; entries at the end "
+            "may have been deleted"
+        )
+    ]
 
 
 def test_unreadable_anchor_is_reported(log: EventLog, clock: FakeClock, tmp_path: Path) -> None:
     fill(log, clock, 2)
     (tmp_path / "eventlog.head").write_text("garbage\n")
     assert [str(p) for p in log.verify()] == [
-        f"entry 0: anchor file {tmp_path / 'eventlog.head'} is unreadable"]
+        f"entry 0: anchor file {tmp_path / 'eventlog.head'} is unreadable"
+    ]
 
 
 def test_a_reopened_log_continues_the_chain(tmp_path: Path, clock: FakeClock) -> None:
@@ -229,8 +259,15 @@ def test_a_reopened_log_continues_the_chain(tmp_path: Path, clock: FakeClock) ->
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
-    return subprocess.run([str(WATCHKEEPER), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [str(WATCHKEEPER), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -250,8 +287,17 @@ def test_cli_log_lists_entries(filled_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["1", "2023-11-14", "22:13:20", "check.state", "web1", "monitor",
-                                "from=OK", "n=1", "to=CRITICAL"]
+    assert lines[0].split() == [
+        "1",
+        "2023-11-14",
+        "22:13:20",
+        "check.state",
+        "web1",
+        "monitor",
+        "from=OK",
+        "n=1",
+        "to=CRITICAL",
+    ]
     assert lines[2].split()[:5] == ["3", "2023-11-14", "22:15:20", "check.state", "web3"]
 
 
@@ -278,5 +324,7 @@ def test_cli_log_verify_tampered(filled_dir: Path, tmp_path: Path) -> None:
     proc = run_cli("log", "verify", "--data-dir", str(filled_dir), cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert proc.stderr == ("entry 2: was edited after it was written (hash mismatch)\n"
-                           "event log is NOT intact: 1 problem(s)\n")
+    assert proc.stderr == (
+        "entry 2: was edited after it was written (hash mismatch)\n"
+        "event log is NOT intact: 1 problem(s)\n"
+    )

@@ -40,8 +40,9 @@ async def running(clock: FakeClock) -> AsyncIterator[Callable[..., Scheduler]]:
             await task
 
 
-def recorder(clock: FakeClock, starts: list[float], *, takes: float = 0.0
-             ) -> Callable[[], Awaitable[None]]:
+def recorder(
+    clock: FakeClock, starts: list[float], *, takes: float = 0.0
+) -> Callable[[], Awaitable[None]]:
     """A job that notes its start time and then takes ``takes`` simulated seconds."""
 
     async def job() -> None:
@@ -94,8 +95,11 @@ async def test_job_sleeping_inside_sees_exact_time(clock: FakeClock, running) ->
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 42])
-async def test_jitter_delays_the_first_run_within_bounds(clock: FakeClock, running, seed: int  # type: ignore[no-untyped-def]
-                                                         ) -> None:
+async def test_jitter_delays_the_first_run_within_bounds(
+    clock: FakeClock,
+    running,
+    seed: int,  # type: ignore[no-untyped-def]
+) -> None:
     rng = random.Random(seed)
     expected_rng = random.Random(seed)
     sched = running(rng=rng)

@@ -24,12 +24,22 @@ def triples(text: str) -> list[tuple[str, str, str]]:
         ('up{job!="node"}', [("__name__", "=", "up"), ("job", "!=", "node")]),
         ('up{job=~"no.*"}', [("__name__", "=", "up"), ("job", "=~", "no.*")]),
         ('up{job!~"no.*"}', [("__name__", "=", "up"), ("job", "!~", "no.*")]),
-        ('up{a="1", b!="2", c=~"3", d!~"4"}',
-         [("__name__", "=", "up"), ("a", "=", "1"), ("b", "!=", "2"), ("c", "=~", "3"),
-          ("d", "!~", "4")]),
+        (
+            'up{a="1", b!="2", c=~"3", d!~"4"}',
+            [
+                ("__name__", "=", "up"),
+                ("a", "=", "1"),
+                ("b", "!=", "2"),
+                ("c", "=~", "3"),
+                ("d", "!~", "4"),
+            ],
+        ),
         ('up{a="1",}', [("__name__", "=", "up"), ("a", "=", "1")]),
-        ('up{}', [("__name__", "=", "up")]),
-        ('  up { a = "1" , b = "2" }  ', [("__name__", "=", "up"), ("a", "=", "1"), ("b", "=", "2")]),
+        ("up{}", [("__name__", "=", "up")]),
+        (
+            '  up { a = "1" , b = "2" }  ',
+            [("__name__", "=", "up"), ("a", "=", "1"), ("b", "=", "2")],
+        ),
         ("up{a='single'}", [("__name__", "=", "up"), ("a", "=", "single")]),
         ("up{a=`raw\\n`}", [("__name__", "=", "up"), ("a", "=", "raw\\n")]),
         ('up{a="q\\"uote"}', [("__name__", "=", "up"), ("a", "=", 'q"uote')]),
@@ -56,7 +66,10 @@ def test_parse_selector(text: str, expected: list[tuple[str, str, str]]) -> None
         ('up{a="b"} x', "unexpected 'x' at column 11 in selector 'up{a=\"b\"} x'"),
         ("1up", "unexpected '1' at column 1 in selector '1up'"),
         ("up{", "expected a label name or '}' at column 4 in selector 'up{', found end of input"),
-        ('{1a="b"}', "expected a label name or '}' at column 2 in selector '{1a=\"b\"}', found '1'"),
+        (
+            '{1a="b"}',
+            "expected a label name or '}' at column 2 in selector '{1a=\"b\"}', found '1'",
+        ),
         ("up{a}", "expected one of =, !=, =~, !~ at column 5 in selector 'up{a}'"),
         ('up{a<"b"}', "expected one of =, !=, =~, !~ at column 5 in selector 'up{a<\"b\"}'"),
         ("up{a=", "unexpected end of input at column 6 in selector 'up{a='"),
@@ -64,14 +77,23 @@ def test_parse_selector(text: str, expected: list[tuple[str, str, str]]) -> None
         ('up{a=="b"}', "expected a quoted string at column 6 in selector 'up{a==\"b\"}'"),
         ('up{a="b', "unterminated string starting at column 6 in selector 'up{a=\"b'"),
         ('up{a="b\\"}', "unterminated string starting at column 6 in selector 'up{a=\"b\\\\\"}'"),
-        ('up{a="b"', "expected ',' or '}' at column 9 in selector 'up{a=\"b\"', found end of input"),
-        ('up{a="b" c="d"}',
-         "expected ',' or '}' at column 10 in selector 'up{a=\"b\" c=\"d\"}', found 'c'"),
+        (
+            'up{a="b"',
+            "expected ',' or '}' at column 9 in selector 'up{a=\"b\"', found end of input",
+        ),
+        (
+            'up{a="b" c="d"}',
+            "expected ',' or '}' at column 10 in selector 'up{a=\"b\" c=\"d\"}', found 'c'",
+        ),
         # columns count in the text as given, leading blanks included
-        ('  up{a=b}', "expected a quoted string at column 8 in selector '  up{a=b}'"),
-        ('up{a=~"("}',
-         "invalid regular expression '(' for label a: missing ), unterminated subpattern at "
-         "position 0"),
+        ("  up{a=b}", "expected a quoted string at column 8 in selector '  up{a=b}'"),
+        (
+            'up{a=~"("}',
+            (
+                "invalid regular expression '(' for label a: missing ), unterminated subpattern at "
+                "position 0"
+            ),
+        ),
     ],
 )
 def test_parse_selector_errors(text: str, message: str) -> None:
@@ -80,13 +102,16 @@ def test_parse_selector_errors(text: str, message: str) -> None:
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("text", ['{a=""}', '{a=~".*"}', '{a=~""}', '{a!~"x"}', '{a!="x"}',
-                                  '{a=~".*", b=""}', '{a=~"x|"}'])
+@pytest.mark.parametrize(
+    "text",
+    ['{a=""}', '{a=~".*"}', '{a=~""}', '{a!~"x"}', '{a!="x"}', '{a=~".*", b=""}', '{a=~"x|"}'],
+)
 def test_selectors_that_match_everything_are_refused(text: str) -> None:
     with pytest.raises(QueryError) as info:
         parse_selector(text)
-    assert str(info.value) == (f"selector {text!r} must contain at least one matcher that does "
-                               "not match the empty string")
+    assert str(info.value) == (
+        f"selector {text!r} must contain at least one matcher that does not match the empty string"
+    )
 
 
 def test_a_name_makes_any_selector_restrictive() -> None:
@@ -105,8 +130,9 @@ def test_a_name_makes_any_selector_restrictive() -> None:
         ("=~", "a.b", ["axb", "a\nb"], ["ab"]),  # . matches a newline, as in Prometheus (RE2 s)
     ],
 )
-def test_matcher_semantics_and_anchoring(op: str, value: str, matching: list[str],
-                                         not_matching: list[str]) -> None:
+def test_matcher_semantics_and_anchoring(
+    op: str, value: str, matching: list[str], not_matching: list[str]
+) -> None:
     m = Matcher.make("host", op, value)
     assert [m.matches(v) for v in matching] == [True] * len(matching)
     assert [m.matches(v) for v in not_matching] == [False] * len(not_matching)
@@ -155,6 +181,7 @@ def test_whole_selector_round_trips() -> None:
     text = 'http_requests_total{code=~"5..", path!="/healthz", method="GET"}'
     ms = parse_selector(text)
     rebuilt = "{" + ", ".join(str(m) for m in ms) + "}"
-    assert rebuilt == ('{__name__="http_requests_total", code=~"5..", path!="/healthz", '
-                       'method="GET"}')
+    assert rebuilt == (
+        '{__name__="http_requests_total", code=~"5..", path!="/healthz", method="GET"}'
+    )
     assert parse_selector(rebuilt) == ms

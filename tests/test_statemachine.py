@@ -12,28 +12,50 @@ from watchkeeper.monitor.statemachine import CheckStatus, Transition, advance
 OK, WARN, CRIT, UNKN = State.OK, State.WARNING, State.CRITICAL, State.UNKNOWN
 
 
-def feed(states: Sequence[State], *, max_attempts: int, status: CheckStatus | None = None,
-         window: int = 21, low: float = 0.2, high: float = 0.3
-         ) -> list[tuple[CheckStatus, Transition]]:
+def feed(
+    states: Sequence[State],
+    *,
+    max_attempts: int,
+    status: CheckStatus | None = None,
+    window: int = 21,
+    low: float = 0.2,
+    high: float = 0.3,
+) -> list[tuple[CheckStatus, Transition]]:
     """Fold ``states`` in at t=10, 20, ...; return the status and transition after each."""
     status = status or CheckStatus("web", "http")
     out = []
     for i, state in enumerate(states, start=1):
-        status, tr = advance(status, state, now=10.0 * i, summary=f"result {i}", duration=0.5,
-                             max_attempts=max_attempts, window=window, low=low, high=high)
+        status, tr = advance(
+            status,
+            state,
+            now=10.0 * i,
+            summary=f"result {i}",
+            duration=0.5,
+            max_attempts=max_attempts,
+            window=window,
+            low=low,
+            high=high,
+        )
         out.append((status, tr))
     return out
 
 
 def compact(steps: list[tuple[CheckStatus, Transition]]) -> list[tuple[str, str, str, int, bool]]:
     """(state, state_type, hard_state, attempt, hard_changed) per step, for readable tables."""
-    return [(s.state.name, s.state_type, s.hard_state.name, s.attempt, tr.hard_changed)
-            for s, tr in steps]
+    return [
+        (s.state.name, s.state_type, s.hard_state.name, s.attempt, tr.hard_changed)
+        for s, tr in steps
+    ]
 
 
 def test_a_new_check_starts_in_hard_ok() -> None:
     status = CheckStatus("web", "http")
-    assert (status.state, status.state_type, status.hard_state, status.attempt) == (OK, "HARD", OK, 1)
+    assert (status.state, status.state_type, status.hard_state, status.attempt) == (
+        OK,
+        "HARD",
+        OK,
+        1,
+    )
     assert status.last_run is None
     assert status.summary == "not run yet"
     assert status.recent == ()
@@ -43,44 +65,83 @@ def test_a_new_check_starts_in_hard_ok() -> None:
     ("states", "max_attempts", "expected"),
     [
         pytest.param(
-            [OK, CRIT, CRIT, OK], 1,
-            [("OK", "HARD", "OK", 1, False), ("CRITICAL", "HARD", "CRITICAL", 1, True),
-             ("CRITICAL", "HARD", "CRITICAL", 1, False), ("OK", "HARD", "OK", 1, True)],
-            id="max1-every-change-is-hard-at-once"),
+            [OK, CRIT, CRIT, OK],
+            1,
+            [
+                ("OK", "HARD", "OK", 1, False),
+                ("CRITICAL", "HARD", "CRITICAL", 1, True),
+                ("CRITICAL", "HARD", "CRITICAL", 1, False),
+                ("OK", "HARD", "OK", 1, True),
+            ],
+            id="max1-every-change-is-hard-at-once",
+        ),
         pytest.param(
-            [WARN, WARN, WARN, WARN], 3,
-            [("WARNING", "SOFT", "OK", 1, False), ("WARNING", "SOFT", "OK", 2, False),
-             ("WARNING", "HARD", "WARNING", 3, True), ("WARNING", "HARD", "WARNING", 1, False)],
-            id="max3-hard-after-three-agreeing-results"),
+            [WARN, WARN, WARN, WARN],
+            3,
+            [
+                ("WARNING", "SOFT", "OK", 1, False),
+                ("WARNING", "SOFT", "OK", 2, False),
+                ("WARNING", "HARD", "WARNING", 3, True),
+                ("WARNING", "HARD", "WARNING", 1, False),
+            ],
+            id="max3-hard-after-three-agreeing-results",
+        ),
         pytest.param(
-            [CRIT, CRIT, OK, CRIT], 3,
-            [("CRITICAL", "SOFT", "OK", 1, False), ("CRITICAL", "SOFT", "OK", 2, False),
-             ("OK", "HARD", "OK", 1, False), ("CRITICAL", "SOFT", "OK", 1, False)],
-            id="max3-soft-recovery-resets-the-count"),
+            [CRIT, CRIT, OK, CRIT],
+            3,
+            [
+                ("CRITICAL", "SOFT", "OK", 1, False),
+                ("CRITICAL", "SOFT", "OK", 2, False),
+                ("OK", "HARD", "OK", 1, False),
+                ("CRITICAL", "SOFT", "OK", 1, False),
+            ],
+            id="max3-soft-recovery-resets-the-count",
+        ),
         pytest.param(
-            [WARN, CRIT, UNKN], 3,
-            [("WARNING", "SOFT", "OK", 1, False), ("CRITICAL", "SOFT", "OK", 2, False),
-             ("UNKNOWN", "HARD", "UNKNOWN", 3, True)],
-            id="max3-attempts-count-any-non-ok-and-the-last-state-wins"),
+            [WARN, CRIT, UNKN],
+            3,
+            [
+                ("WARNING", "SOFT", "OK", 1, False),
+                ("CRITICAL", "SOFT", "OK", 2, False),
+                ("UNKNOWN", "HARD", "UNKNOWN", 3, True),
+            ],
+            id="max3-attempts-count-any-non-ok-and-the-last-state-wins",
+        ),
         pytest.param(
-            [CRIT, CRIT, CRIT, OK], 3,
-            [("CRITICAL", "SOFT", "OK", 1, False), ("CRITICAL", "SOFT", "OK", 2, False),
-             ("CRITICAL", "HARD", "CRITICAL", 3, True), ("OK", "HARD", "OK", 1, True)],
-            id="max3-recovery-from-hard-is-immediate"),
+            [CRIT, CRIT, CRIT, OK],
+            3,
+            [
+                ("CRITICAL", "SOFT", "OK", 1, False),
+                ("CRITICAL", "SOFT", "OK", 2, False),
+                ("CRITICAL", "HARD", "CRITICAL", 3, True),
+                ("OK", "HARD", "OK", 1, True),
+            ],
+            id="max3-recovery-from-hard-is-immediate",
+        ),
         pytest.param(
-            [CRIT, CRIT, CRIT, WARN, UNKN, CRIT], 3,
-            [("CRITICAL", "SOFT", "OK", 1, False), ("CRITICAL", "SOFT", "OK", 2, False),
-             ("CRITICAL", "HARD", "CRITICAL", 3, True), ("WARNING", "HARD", "WARNING", 1, True),
-             ("UNKNOWN", "HARD", "UNKNOWN", 1, True), ("CRITICAL", "HARD", "CRITICAL", 1, True)],
-            id="max3-non-ok-to-other-non-ok-is-immediate"),
+            [CRIT, CRIT, CRIT, WARN, UNKN, CRIT],
+            3,
+            [
+                ("CRITICAL", "SOFT", "OK", 1, False),
+                ("CRITICAL", "SOFT", "OK", 2, False),
+                ("CRITICAL", "HARD", "CRITICAL", 3, True),
+                ("WARNING", "HARD", "WARNING", 1, True),
+                ("UNKNOWN", "HARD", "UNKNOWN", 1, True),
+                ("CRITICAL", "HARD", "CRITICAL", 1, True),
+            ],
+            id="max3-non-ok-to-other-non-ok-is-immediate",
+        ),
         pytest.param(
-            [WARN, WARN], 2,
+            [WARN, WARN],
+            2,
             [("WARNING", "SOFT", "OK", 1, False), ("WARNING", "HARD", "WARNING", 2, True)],
-            id="max2"),
+            id="max2",
+        ),
     ],
 )
-def test_soft_and_hard_transitions(states: list[State], max_attempts: int,
-                                   expected: list[tuple[str, str, str, int, bool]]) -> None:
+def test_soft_and_hard_transitions(
+    states: list[State], max_attempts: int, expected: list[tuple[str, str, str, int, bool]]
+) -> None:
     assert compact(feed(states, max_attempts=max_attempts)) == expected
 
 
@@ -97,14 +158,29 @@ def test_transition_names_the_previous_hard_state() -> None:
 
 
 def test_summary_and_duration_are_kept_from_the_latest_result() -> None:
-    status, _ = advance(CheckStatus("web", "http"), WARN, now=5.0, summary="slow: 2.1s",
-                        duration=2.1, max_attempts=3)
+    status, _ = advance(
+        CheckStatus("web", "http"),
+        WARN,
+        now=5.0,
+        summary="slow: 2.1s",
+        duration=2.1,
+        max_attempts=3,
+    )
     assert status.summary == "slow: 2.1s"
     assert status.duration == 2.1
     assert status.to_dict() == {
-        "name": "web", "type": "http", "state": "WARNING", "state_type": "SOFT",
-        "hard_state": "OK", "attempt": 1, "since": 0.0, "last_run": 5.0,
-        "summary": "slow: 2.1s", "duration_seconds": 2.1, "flapping": False}
+        "name": "web",
+        "type": "http",
+        "state": "WARNING",
+        "state_type": "SOFT",
+        "hard_state": "OK",
+        "attempt": 1,
+        "since": 0.0,
+        "last_run": 5.0,
+        "summary": "slow: 2.1s",
+        "duration_seconds": 2.1,
+        "flapping": False,
+    }
 
 
 @pytest.mark.parametrize("window", [3, 5, 21])
@@ -148,8 +224,7 @@ def test_between_low_and_high_the_flapping_state_is_kept() -> None:
     calm = feed([OK, OK, OK, CRIT, CRIT, OK], max_attempts=1, window=5, low=0.3, high=0.6)
     assert [s.flapping for s, _ in calm] == [False] * 6
     # ratios: 0, 1, 1 (start), 1, 3/4, 3/4, 2/4 (kept), 1/4 (stop)
-    busy = feed([OK, CRIT, OK, CRIT, CRIT, OK, OK, OK], max_attempts=1, window=5, low=0.3,
-                high=0.6)
+    busy = feed([OK, CRIT, OK, CRIT, CRIT, OK, OK, OK], max_attempts=1, window=5, low=0.3, high=0.6)
     assert [s.flapping for s, _ in busy] == [False, False, True, True, True, True, True, False]
     assert [i for i, (_, tr) in enumerate(busy) if tr.flapping_started] == [2]
     assert [i for i, (_, tr) in enumerate(busy) if tr.flapping_stopped] == [7]
@@ -167,6 +242,9 @@ def test_ratio_exactly_at_high_does_not_start_flapping() -> None:
 def test_flapping_does_not_change_the_hard_state_logic() -> None:
     steps = feed([OK, CRIT, OK, CRIT], max_attempts=1, window=5, high=0.3)
     assert compact(steps) == [
-        ("OK", "HARD", "OK", 1, False), ("CRITICAL", "HARD", "CRITICAL", 1, True),
-        ("OK", "HARD", "OK", 1, True), ("CRITICAL", "HARD", "CRITICAL", 1, True)]
+        ("OK", "HARD", "OK", 1, False),
+        ("CRITICAL", "HARD", "CRITICAL", 1, True),
+        ("OK", "HARD", "OK", 1, True),
+        ("CRITICAL", "HARD", "CRITICAL", 1, True),
+    ]
     assert steps[-1][0].flapping

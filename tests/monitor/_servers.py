@@ -172,9 +172,12 @@ async def line_server(
         yield host, port
     finally:
         server.close()
-        for t in list(tasks):
-            t.cancel()
-        for t in list(tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        # End connections from the outside first: cancelling a stream handler task
+        # makes asyncio log an error on Python 3.11.
+        for w in list(writers):
+            w.transport.abort()
+        if tasks:
+            _, pending = await asyncio.wait(list(tasks), timeout=2)
+            for t in pending:
+                t.cancel()
         await server.wait_closed()

@@ -46,21 +46,11 @@ def main() -> None:
     from watchkeeper.errors import WatchkeeperError
 
     try:
-        app(standalone_mode=False)
+        # Standalone mode: typer prints usage errors (exit 2) and turns typer.Exit(n) into
+        # exit status n. (With standalone_mode=False it *returns* n, which was discarded.)
+        app()
     except WatchkeeperError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-        raise

@@ -155,6 +155,10 @@ def _issue_for(err: Any, located: Located, model: Any) -> ConfigIssue:
         msg = msg[len("Value error, "):]
     if kind == "missing":
         msg = "required key is missing"
+    elif kind in ("model_type", "model_attributes_type", "dict_type", "list_type"):
+        # pydantic says "instance of ServerConfig"; say it in YAML's words
+        wanted = "a list" if kind == "list_type" else "a mapping of keys"
+        msg = f"must be {wanted}, not {_yaml_kind(err.get('input'))}"
     elif kind not in ("duration", "duration_min", "size", "value_error") and "input" in err \
             and not isinstance(err["input"], (dict, list)):
         msg = f"{err['input']!r}: {msg}"
@@ -165,6 +169,21 @@ def _issue_for(err: Any, located: Located, model: Any) -> ConfigIssue:
         file, line = located.where(_parse_path(full))
         return ConfigIssue(file, line, full, msg)
     return ConfigIssue(file, line, path, msg)
+
+
+def _yaml_kind(value: Any) -> str:
+    """How a value looks in YAML, for messages: ``a list``, ``the number 5``, ``the text 'x'``."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"the text {str(value)!r}"
 
 
 def _parse_path(text: str) -> Path_:

@@ -133,8 +133,8 @@ def read_yaml(path: Path, issues: list[ConfigIssue], *, environ: Mapping[str, st
         issues.append(ConfigIssue(file, None, "", f"invalid YAML: {exc}"))
         return None
     lines: dict[Path_, tuple[str, int]] = {(): (file, 1)}
-    if node is None:
-        return Located({}, lines)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
+        return Located({}, lines)  # no document, or an empty one (``---``, ``~``): all defaults
     try:
         data = _convert(node, file, (), lines, issues, env)
     except yaml.constructor.ConstructorError as exc:

@@ -52,7 +52,9 @@ samples = Table(
 )
 
 # Compressed blocks of samples. tier 0 holds raw samples, tier 1 one-minute
-# and tier 2 one-hour aggregates (see store/tsdb.py for the encoding).
+# and tier 2 one-hour aggregates (see store/chunks.py for the encoding and
+# store/retention.py for the tiers). start_ts/end_ts are the first and last
+# timestamp (ms) in the chunk.
 chunks = Table(
     "chunks",
     metadata,
@@ -65,6 +67,7 @@ chunks = Table(
     Column("data", LargeBinary, nullable=False),
     Index("ix_chunks_series_tier_end", "series_id", "tier", "end_ts"),
     Index("ix_chunks_tier_end", "tier", "end_ts"),
+    sqlite_autoincrement=True,  # ids are never reused: readers cache decoded chunks by id
 )
 
 # Every result of every check run.

@@ -27,12 +27,15 @@ import json
 import math
 import sqlite3
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import groupby, repeat
-from operator import itemgetter, truediv
+from functools import lru_cache
+from itertools import compress, groupby, repeat
+from operator import gt, itemgetter, sub, truediv
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_
@@ -80,13 +83,17 @@ _SQLITE_NEW_SERIES = "INSERT INTO series (name, labels) VALUES (?, ?) ON CONFLIC
 _SQLITE_SERIES_ID = "SELECT id FROM series WHERE name = ? AND labels = ?"
 
 
-def _steps(start: float, end: float, step: float) -> list[float]:
+@lru_cache(maxsize=16)
+def _steps(start: float, end: float, step: float) -> tuple[float, ...]:
+    """The evaluation times of a range query; cached, as every series asks for the same."""
     if not step > 0:
         raise InputError(f"step must be positive, got {step!r}")
     if end < start:
-        return []
+        return ()
     n = int((end - start) / step + 1e-9) + 1
-    return [start + i * step for i in range(n)]
+    # Floats, not ints: bisecting float timestamps with int keys is three times slower.
+    start, step = float(start), float(step)
+    return tuple([start + i * step for i in range(n)])
 
 
 @dataclass(slots=True)
@@ -107,13 +114,14 @@ class SeriesData:
         InputError when ``step`` is not positive.
         """
         steps = _steps(start, end, step)
-        ts, vs = self.timestamps, self.values
-        out_t: list[float] = []
-        out_v: list[float] = []
-        for t, i in zip(steps, map(bisect_right, repeat(ts), steps)):
-            if i and ts[i - 1] > t - lookback:
-                out_t.append(t)
-                out_v.append(vs[i - 1])
+        ts = self.timestamps
+        # For each step t: i = number of samples <= t; the step has a value (sample
+        # i - 1) when that sample is newer than t - lookback. Every loop here runs in C.
+        upto = list(map(bisect_right, repeat(ts), steps))
+        newest = map([-math.inf, *ts].__getitem__, upto)
+        has = list(map(gt, newest, map(sub, steps, repeat(lookback))))
+        out_t = list(compress(steps, has))
+        out_v = list(map([math.nan, *self.values].__getitem__, compress(upto, has)))
         return out_t, out_v
 
 
@@ -154,6 +162,40 @@ def _seconds(ts_ms: list[int]) -> list[float]:
     return list(map(truediv, ts_ms, repeat(1000)))
 
 
+class _ChunkCache:
+    """Decoded chunks by id, least recently used out first, bounded by samples held.
+
+    Chunk rows never change and their ids are never reused (AUTOINCREMENT), so
+    an entry cannot go stale; entries of deleted chunks simply age out.
+    """
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.samples = 0
+        self._items: OrderedDict[int, tuple[array[float], array[float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, cid: int) -> tuple[array[float], array[float]] | None:
+        with self._lock:
+            hit = self._items.get(cid)
+            if hit is not None:
+                self._items.move_to_end(cid)
+            return hit
+
+    def put(self, cid: int, entry: tuple[array[float], array[float]]) -> None:
+        size = len(entry[0])
+        if size > self.max_samples:
+            return
+        with self._lock:
+            if cid in self._items:
+                return
+            self._items[cid] = entry
+            self.samples += size
+            while self.samples > self.max_samples:
+                _, old = self._items.popitem(last=False)
+                self.samples -= len(old[0])
+
+
 class TSDB:
     """Series, samples and chunks in one SQL database (SQLite or PostgreSQL).
 
@@ -167,7 +209,7 @@ class TSDB:
     def __init__(self, engine: Engine, *, clock: Clock | None = None,
                  retention: RetentionPolicy | None = None, head_window: float = 3600.0,
                  sqlite_fast_path: bool = True, batch_rows: int = 20_000,
-                 batch_chunks: int = 256) -> None:
+                 batch_chunks: int = 256, cache_samples: int = 2_000_000) -> None:
         if not head_window >= 0:
             raise InputError(f"head_window={head_window!r} is invalid: use seconds >= 0")
         if batch_rows < 1 or batch_chunks < 1:
@@ -182,6 +224,7 @@ class TSDB:
         self._batch_rows = batch_rows
         self._batch_chunks = batch_chunks
         self._write_lock = threading.Lock()
+        self._cache = _ChunkCache(cache_samples)
         # (name, raw label items) -> id, so appends do not query. Only grows under the write lock.
         self._ids: dict[tuple[str, frozenset[tuple[str, str]]], int] = {}
         # id -> labels with __name__; series rows never change, so this never goes stale.
@@ -326,6 +369,19 @@ class TSDB:
         return len(params)
 
     # -- series selection -----------------------------------------------------------------
+    def _rows(self, conn: Connection, stmt: Any) -> list[Any]:
+        """All rows of a Core select. On SQLite the compiled statement runs on the DBAPI
+        cursor: SQLAlchemy's row objects cost more than the query for head reads."""
+        if not self._fast:
+            return list(conn.execute(stmt))
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.params
+        args = [params[name] for name in compiled.positiontup or ()]
+        driver = conn.connection.driver_connection
+        if driver is None:  # pragma: no cover - only for a detached connection
+            return list(conn.execute(stmt))
+        return driver.execute(str(compiled), args).fetchall()  # type: ignore[no-any-return]
+
     def _match(self, conn: Connection, matchers: list[Matcher]) -> list[tuple[int, dict[str, str]]]:
         name = next((m.value for m in matchers if m.name == "__name__" and m.op == "="), None)
         query = select(series.c.id, series.c.name, series.c.labels).order_by(series.c.id)
@@ -346,8 +402,8 @@ class TSDB:
                     tiers: tuple[int, ...]) -> Iterator[Any]:
         # Coarse tiers first and older chunks first: later items win a tie.
         for part in _batched(ids):
-            yield from conn.execute(
-                select(chunks.c.series_id, chunks.c.tier, chunks.c.data)
+            yield from self._rows(conn,
+                select(chunks.c.series_id, chunks.c.tier, chunks.c.id, chunks.c.data)
                 .where(chunks.c.series_id.in_(part), chunks.c.end_ts >= lo, chunks.c.start_ts <= hi,
                        chunks.c.tier.in_(tiers))
                 .order_by(chunks.c.series_id, chunks.c.tier.desc(), chunks.c.id))
@@ -371,61 +427,88 @@ class TSDB:
         if span is None:
             return
         for part in _batched(ids):
-            yield from conn.execute(
-                select(samples.c.series_id, samples.c.ts, samples.c.value)
-                .where(*span, samples.c.series_id.in_(part))
-                .order_by(samples.c.series_id, samples.c.ts))
+            yield from self._rows(conn, select(samples.c.series_id, samples.c.ts, samples.c.value)
+                                  .where(*span, samples.c.series_id.in_(part))
+                                  .order_by(samples.c.series_id, samples.c.ts))
 
-    def _pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int, tier: str,
-                aggregates: bool) -> dict[int, list[tuple[list[int], list[Any]]]]:
-        tiers = _TIERS.get(tier)
-        if tiers is None:
-            raise InputError(f"unknown tier {tier!r}; use one of {', '.join(_TIERS)}")
-        pieces: dict[int, list[tuple[list[int], list[Any]]]] = {sid: [] for sid in ids}
-        for sid, t, data in self._chunk_rows(conn, ids, lo, hi, tiers):
-            if t == TIER_RAW:
-                ts, vals = enc.decode_raw(data)
-                if aggregates:
-                    pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
-                else:
-                    pieces[sid].append((ts, vals))
-            else:
-                agg = enc.decode_aggregates(data)
-                if aggregates:
-                    pieces[sid].append((agg.timestamps,
-                                        list(zip(agg.count, agg.sum, agg.min, agg.max, agg.last))))
-                else:
-                    pieces[sid].append((agg.timestamps, agg.last))
+    def _decoded(self, cid: int, tier: int, data: bytes) -> tuple[array[float], array[float]]:
+        """A chunk as (seconds, values) arrays, from the cache when it was read before."""
+        hit = self._cache.get(cid)
+        if hit is not None:
+            return hit
+        if tier == TIER_RAW:
+            ts, vals = enc.decode_raw_array(data)
+        else:
+            agg = enc.decode_aggregates(data)
+            ts, vals = agg.timestamps, array("d", agg.last)
+        entry = (array("d", map(truediv, ts, repeat(1000))), vals)
+        self._cache.put(cid, entry)
+        return entry
+
+    def _value_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
+                      tiers: tuple[int, ...]) -> dict[int, list[tuple[array[float], array[float]]]]:
+        pieces: dict[int, list[tuple[array[float], array[float]]]] = {sid: [] for sid in ids}
+        for sid, t, cid, data in self._chunk_rows(conn, ids, lo, hi, tiers):
+            pieces[sid].append(self._decoded(cid, t, data))
         if TIER_RAW in tiers:
             for sid, group in groupby(self._head_rows(conn, ids, lo, hi), key=itemgetter(0)):
                 rows = list(group)
-                ts = [r[1] for r in rows]
-                vals = [_NAN if r[2] is None else r[2] for r in rows]
-                if aggregates:
-                    pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
-                else:
-                    pieces[sid].append((ts, vals))
+                pieces[sid].append((array("d", [r[1] / 1000 for r in rows]),
+                                    array("d", [_NAN if r[2] is None else r[2] for r in rows])))
         return pieces
 
-    def _read(self, matchers: list[Matcher], start: float, end: float, tier: str,
-              aggregates: bool) -> list[tuple[dict[str, str], list[int], list[Any]]]:
-        lo, hi = _ms_range(start, end)
-        if hi < lo:
-            return []
-        with self._errors("read samples"), self.engine.connect() as conn:
-            matched = self._match(conn, matchers)
-            if not matched:
-                return []
-            pieces = self._pieces(conn, [sid for sid, _ in matched], lo, hi, tier, aggregates)
-        out = []
-        for sid, labels in matched:
-            ts, vals = merge_last_wins(pieces[sid])
+    @staticmethod
+    def _merge_values(pieces: list[tuple[array[float], array[float]]], lo: float,
+                      hi: float) -> tuple[list[float], list[float]]:
+        """Merge (seconds, values) pieces given oldest write first and cut to [lo, hi]."""
+        pieces = [p for p in pieces if len(p[0])]
+        if not pieces:
+            return [], []
+        ordered = sorted(pieces, key=lambda p: p[0][0])
+        ts: Sequence[float]
+        vs: Sequence[float]
+        if all(a[0][-1] < b[0][0] for a, b in zip(ordered, ordered[1:])):
+            # The usual case: hourly chunks and the head follow each other. Stays in C.
+            ts, vs = ordered[0]
+            if len(ordered) > 1:
+                ts, vs = array("d", ts), array("d", vs)
+                for p_ts, p_vs in ordered[1:]:
+                    ts.extend(p_ts)
+                    vs.extend(p_vs)
             a, b = bisect_left(ts, lo), bisect_right(ts, hi)
-            if a < b:
-                if a or b < len(ts):
-                    ts, vals = ts[a:b], vals[a:b]
-                out.append((dict(labels), ts, vals))
-        return out
+            return ts[a:b].tolist(), vs[a:b].tolist()
+        merged: dict[float, float] = {}
+        for p_ts, p_vs in pieces:  # later pieces overwrite earlier ones
+            merged.update(zip(p_ts, p_vs))
+        keys = sorted(merged)
+        a, b = bisect_left(keys, lo), bisect_right(keys, hi)
+        keys = keys[a:b]
+        return keys, [merged[k] for k in keys]
+
+    def _aggregate_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
+                          tiers: tuple[int, ...]) -> dict[int, list[tuple[list[int], list[Any]]]]:
+        pieces: dict[int, list[tuple[list[int], list[Any]]]] = {sid: [] for sid in ids}
+        for sid, t, _, data in self._chunk_rows(conn, ids, lo, hi, tiers):
+            if t == TIER_RAW:
+                ts, vals = enc.decode_raw(data)
+                pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
+            else:
+                agg = enc.decode_aggregates(data)
+                pieces[sid].append((agg.timestamps,
+                                    list(zip(agg.count, agg.sum, agg.min, agg.max, agg.last))))
+        if TIER_RAW in tiers:
+            for sid, group in groupby(self._head_rows(conn, ids, lo, hi), key=itemgetter(0)):
+                rows = list(group)
+                vals = [_NAN if r[2] is None else r[2] for r in rows]
+                pieces[sid].append(([r[1] for r in rows], [(1, v, v, v, v) for v in vals]))
+        return pieces
+
+    def _matched_ids(self, conn: Connection, matchers: list[Matcher],
+                     tier: str) -> tuple[list[tuple[int, dict[str, str]]], tuple[int, ...]]:
+        tiers = _TIERS.get(tier)
+        if tiers is None:
+            raise InputError(f"unknown tier {tier!r}; use one of {', '.join(_TIERS)}")
+        return self._match(conn, matchers), tiers
 
     # -- reads ----------------------------------------------------------------------------
     def select(self, matchers: list[Matcher], start: float, end: float, *,
@@ -437,17 +520,40 @@ class TSDB:
         Series without a sample in the range are left out. An ``=`` matcher on
         ``__name__`` is resolved in SQL; the others are applied in Python.
         """
-        return [SeriesData(labels, _seconds(ts), vals)
-                for labels, ts, vals in self._read(matchers, start, end, tier, False)]
+        lo, hi = _ms_range(start, end)
+        if hi < lo:
+            return []
+        with self._errors("read samples"), self.engine.connect() as conn:
+            matched, tiers = self._matched_ids(conn, matchers, tier)
+            if not matched:
+                return []
+            pieces = self._value_pieces(conn, [sid for sid, _ in matched], lo, hi, tiers)
+        out = []
+        for sid, labels in matched:
+            ts, vs = self._merge_values(pieces[sid], lo / 1000, hi / 1000)
+            if ts:
+                out.append(SeriesData(dict(labels), ts, vs))
+        return out
 
     def select_aggregates(self, matchers: list[Matcher], start: float, end: float, *,
                           tier: Tier = "auto") -> list[AggregateData]:
         """Like :meth:`select`, but min/max/sum/count/last per bucket (raw samples are buckets of one)."""
+        lo, hi = _ms_range(start, end)
+        if hi < lo:
+            return []
+        with self._errors("read samples"), self.engine.connect() as conn:
+            matched, tiers = self._matched_ids(conn, matchers, tier)
+            if not matched:
+                return []
+            pieces = self._aggregate_pieces(conn, [sid for sid, _ in matched], lo, hi, tiers)
         out = []
-        for labels, ts, rows in self._read(matchers, start, end, tier, True):
-            cols = list(zip(*rows))
-            out.append(AggregateData(labels, _seconds(ts), list(cols[0]), list(cols[1]),
-                                     list(cols[2]), list(cols[3]), list(cols[4])))
+        for sid, labels in matched:
+            ts, rows = merge_last_wins(pieces[sid])
+            a, b = bisect_left(ts, lo), bisect_right(ts, hi)
+            if a < b:
+                cols = list(zip(*rows[a:b]))
+                out.append(AggregateData(dict(labels), _seconds(ts[a:b]), list(cols[0]), list(cols[1]),
+                                         list(cols[2]), list(cols[3]), list(cols[4])))
         return out
 
     def _with_data(self, conn: Connection, ids: list[int], lo: int, hi: int) -> set[int]:
@@ -668,8 +774,9 @@ class TSDB:
                 ids = sorted(cid for group in groups.values() for cid in group)
                 blobs: dict[int, bytes] = {}
                 for part in _batched(ids):
-                    blobs.update(conn.execute(
-                        select(chunks.c.id, chunks.c.data).where(chunks.c.id.in_(part))).tuples())
+                    for cid, data in conn.execute(
+                            select(chunks.c.id, chunks.c.data).where(chunks.c.id.in_(part))):
+                        blobs[cid] = data
                 new_chunks = []
                 for (sid, _), group in groups.items():
                     agg = self._aggregate(src, [blobs[cid] for cid in sorted(group)], bucket)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from watchkeeper.config.types import Duration, StrictModel, duration_at_least
+from watchkeeper.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from watchkeeper.monitor.model import Check
@@ -20,6 +21,12 @@ class FlappingConfig(StrictModel):
     window: int = Field(21, ge=3, le=200)
     low: float = Field(0.2, ge=0.0, le=1.0)
     high: float = Field(0.3, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FlappingConfig:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must not be above high ({self.high:g})")
+        return self
 
 
 class CheckConfig(StrictModel):
@@ -42,13 +49,28 @@ class CheckConfig(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
 
-    @model_validator(mode="after")
-    def _timeout_within_interval(self) -> CheckConfig:
-        if self.timeout > self.interval:
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        """With no ``timeout``, a check gets 10s or its interval, whichever is shorter."""
+        if isinstance(data, dict) and data.get("timeout") is None:
+            try:
+                interval = parse_duration(data.get("interval", 30.0))
+            except (TypeError, ValueError):
+                return data  # the interval's own error is reported
+            if interval >= 1.0:  # a too-short interval is reported on its own
+                data = {**data, "timeout": min(10.0, interval)}
+        return data
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_within_interval(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and value > interval:
             raise ValueError(
-                f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)"
+                f"{format_duration(value)} must not exceed the interval ({format_duration(interval)})"
             )
-        return self
+        return value
 
     def build(self) -> Check:
         """Return the runnable check for this config."""

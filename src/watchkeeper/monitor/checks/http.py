@@ -99,17 +99,19 @@ class Config(CheckConfig):
 
 
 def shared_client(max_connections: int = 100) -> httpx.AsyncClient:
-    """A client for ``ctx.resources["http_client"]``, its pool sized to the concurrency.
+    """A client for ``ctx.resources["http_client"]``, sized to the check concurrency.
 
-    It verifies TLS against the system trust store and follows up to 10 redirects
-    when a check asks it to; the owner closes it (``await client.aclose()``).
+    It verifies TLS against the system trust store, follows up to 10 redirects when
+    a check asks it to, and spreads its connections over small pools (see
+    ``_http_transport``) so that it stays fast at high concurrency. The owner
+    closes it (``await client.aclose()``).
     """
     import httpx
 
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(verify=client_ssl_context(), limits=limits, max_redirects=10,
-                             trust_env=False)
+    from watchkeeper.monitor.checks._http_transport import ShardedTransport
+
+    transport = ShardedTransport(verify=client_ssl_context(), max_connections=max_connections)
+    return httpx.AsyncClient(transport=transport, max_redirects=10, trust_env=False)
 
 
 def json_lookup(doc: Any, path: str) -> Any:

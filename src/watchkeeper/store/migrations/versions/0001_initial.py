@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("end_ts", sa.BigInteger, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_chunks_series_tier_end", "chunks", ["series_id", "tier", "end_ts"])
     op.create_index("ix_chunks_tier_end", "chunks", ["tier", "end_ts"])
