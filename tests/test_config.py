@@ -555,7 +555,7 @@ CASES = [
             interval: 10s
             timeout: 20s
         """,
-        ["watchkeeper.yaml:2: checks[0]: timeout (20s) must not exceed interval (10s)"],
+        ["watchkeeper.yaml:6: checks[0].timeout: 20s must not exceed the interval (10s)"],
         id="timeout-over-interval",
     ),
     pytest.param(

@@ -67,6 +67,8 @@ class Config(CheckConfig):
 def normalize_answer(text: str, record_type: str) -> str:
     """An answer as compared: TXT unquoted and joined, names without trailing dot, lower case."""
     if record_type == "TXT":
+        if not text.startswith('"'):
+            return text  # written as the plain text it should be
         import shlex
 
         try:
@@ -74,6 +76,12 @@ def normalize_answer(text: str, record_type: str) -> str:
         except ValueError:
             return text
     return " ".join(tok.rstrip(".") if len(tok) > 1 else tok for tok in text.split()).lower()
+
+
+def _answer_text(rdata: Any, record_type: str) -> str:
+    if record_type == "TXT":
+        return b"".join(rdata.strings).decode("utf-8", errors="replace")
+    return normalize_answer(rdata.to_text(), record_type)
 
 
 def _system_nameserver() -> str | None:
@@ -152,7 +160,7 @@ class DnsCheck:
             return CheckResult(State.CRITICAL, f"{dns.rcode.to_text(rcode)} from {where} for "
                                f"{question}", duration_seconds=elapsed, metrics=metrics)
         rdtype = dns.rdatatype.from_text(c.record_type)
-        answers = sorted(normalize_answer(rd.to_text(), c.record_type)
+        answers = sorted(_answer_text(rd, c.record_type)
                          for rrset in response.answer if rrset.rdtype == rdtype for rd in rrset)
         metrics.append(Sample("watchkeeper_dns_answers", labels, float(len(answers))))
         shown = ", ".join(answers[:5]) + (f" (+{len(answers) - 5} more)" if len(answers) > 5
