@@ -127,7 +127,7 @@ def tls_server_context(ca: trustme.CA, *identities: str, days: float = 365,
                        expired: bool = False) -> ssl.SSLContext:
     """A server SSL context with a leaf certificate from ``ca`` valid for ``days`` from now
     (or one that expired ``days`` ago)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if expired:
         not_before, not_after = now - datetime.timedelta(days=days + 30), \
             now - datetime.timedelta(days=days)

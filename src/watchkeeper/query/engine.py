@@ -65,21 +65,12 @@ class QueryEngine:
             raise QueryError("exceeded maximum resolution of 11,000 points per timeseries. "
                              "Try decreasing the query resolution (?step=XX)")
         matchers = parse_selector(expr)
-        steps = []
-        t = start
-        while t <= end + 1e-9:
-            steps.append(t)
-            t = start + step * len(steps)
         result = []
         for s in self.tsdb.select(matchers, start - self.lookback, end):
-            values = []
-            ts, vs = s.timestamps, s.values
-            for t in steps:
-                i = bisect_right(ts, t) - 1
-                if i >= 0 and ts[i] > t - self.lookback:
-                    values.append([_ts(t), format_value(vs[i])])
-            if values:
-                result.append({"metric": dict(s.labels), "values": values})
+            times, values = s.at_steps(start, end, step, self.lookback)
+            if times:
+                result.append({"metric": dict(s.labels),
+                               "values": [[_ts(t), format_value(v)] for t, v in zip(times, values, strict=True)]})
         result.sort(key=lambda r: sorted(r["metric"].items()))
         return {"resultType": "matrix", "result": result}
 

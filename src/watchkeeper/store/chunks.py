@@ -29,20 +29,20 @@ import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 from watchkeeper.errors import StorageError
 
 __all__ = [
-    "KIND_RAW",
     "KIND_AGGREGATE",
+    "KIND_RAW",
     "Aggregates",
-    "encode_raw",
+    "chunk_kind",
+    "decode_aggregates",
     "decode_raw",
     "decode_raw_array",
     "encode_aggregates",
-    "decode_aggregates",
-    "chunk_kind",
+    "encode_raw",
 ]
 
 KIND_RAW = 0
@@ -122,7 +122,7 @@ def _encode(kind: int, timestamps: Sequence[int], counts: Sequence[int] | None,
     for col in floats:
         if len(col) != n:
             raise ValueError(f"column of {len(col)} values for {n} timestamps")
-    deltas = [b - a for a, b in zip(timestamps, timestamps[1:])]
+    deltas = [b - a for a, b in pairwise(timestamps)]
     if deltas and min(deltas) <= 0:
         raise ValueError("chunk timestamps must be strictly increasing")
     flags = 0

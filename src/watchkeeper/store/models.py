@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "series", "samples", "chunks", "check_results", "check_status", "events"]
+__all__ = ["check_results", "check_status", "chunks", "events", "metadata", "samples", "series"]
 
 metadata = MetaData()
 

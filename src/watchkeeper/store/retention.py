@@ -17,24 +17,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, pairwise
 from typing import TypeVar
 
 from watchkeeper.errors import InputError
 from watchkeeper.store.chunks import Aggregates
 
 __all__ = [
-    "RetentionPolicy",
-    "TIER_RAW",
-    "TIER_MINUTE",
-    "TIER_HOUR",
-    "TIER_NAMES",
     "BUCKET_MS",
+    "TIER_HOUR",
+    "TIER_MINUTE",
+    "TIER_NAMES",
+    "TIER_RAW",
     "WINDOW_MS",
-    "window_end",
-    "downsample_raw",
+    "RetentionPolicy",
     "downsample_aggregates",
+    "downsample_raw",
     "merge_last_wins",
+    "window_end",
 ]
 
 TIER_RAW = 0
@@ -83,7 +83,7 @@ def window_end(ts: int, width: int) -> int:
 
 
 def _min_max(values: list[float]) -> tuple[float, float]:
-    clean = [v for v in values if v == v]
+    clean = [v for v in values if not math.isnan(v)]
     if not clean:
         return math.nan, math.nan
     return min(clean), max(clean)
@@ -98,7 +98,7 @@ def downsample_raw(timestamps: Sequence[int], values: Sequence[float], width: in
         lo, hi = _min_max(vals)
         out.timestamps.append(end)
         out.count.append(len(vals))
-        out.sum.append(math.fsum(vals) if all(v == v for v in vals) else math.nan)
+        out.sum.append(math.nan if any(map(math.isnan, vals)) else math.fsum(vals))
         out.min.append(lo)
         out.max.append(hi)
         out.last.append(vals[-1])
@@ -111,12 +111,12 @@ def downsample_aggregates(agg: Aggregates, width: int) -> Aggregates:
     rows = zip(agg.timestamps, agg.count, agg.sum, agg.min, agg.max, agg.last)
     for end, group in groupby(rows, key=lambda r: -(-r[0] // width) * width):
         items = list(group)
-        mins = [r[3] for r in items if r[3] == r[3]]
-        maxs = [r[4] for r in items if r[4] == r[4]]
+        mins = [r[3] for r in items if not math.isnan(r[3])]
+        maxs = [r[4] for r in items if not math.isnan(r[4])]
         sums = [r[2] for r in items]
         out.timestamps.append(end)
         out.count.append(sum(r[1] for r in items))
-        out.sum.append(math.fsum(sums) if all(s == s for s in sums) else math.nan)
+        out.sum.append(math.nan if any(map(math.isnan, sums)) else math.fsum(sums))
         out.min.append(min(mins) if mins else math.nan)
         out.max.append(max(maxs) if maxs else math.nan)
         out.last.append(items[-1][5])
@@ -134,7 +134,7 @@ def merge_last_wins(pieces: Sequence[tuple[list[int], list[T]]]) -> tuple[list[i
     if len(pieces) == 1:
         return pieces[0]
     ordered = sorted(pieces, key=lambda p: p[0][0])
-    if all(a[0][-1] < b[0][0] for a, b in zip(ordered, ordered[1:])):
+    if all(a[0][-1] < b[0][0] for a, b in pairwise(ordered)):
         ts: list[int] = []
         rows: list[T] = []
         for p_ts, p_rows in ordered:

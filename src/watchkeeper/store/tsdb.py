@@ -34,11 +34,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import compress, groupby, repeat
+from itertools import compress, groupby, pairwise, repeat
 from operator import gt, itemgetter, sub, truediv
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchkeeper.clock import Clock, SystemClock
@@ -61,7 +61,7 @@ from watchkeeper.store.retention import (
     window_end,
 )
 
-__all__ = ["TSDB", "SeriesData", "AggregateData", "RetentionPolicy", "Tier", "Row"]
+__all__ = ["TSDB", "AggregateData", "RetentionPolicy", "Row", "SeriesData", "Tier"]
 
 Tier = Literal["auto", "raw", "minute", "hour"]
 #: One sample for :meth:`TSDB.append_rows`: (name, labels without __name__, seconds, value).
@@ -293,7 +293,7 @@ class TSDB:
                             new_keys.append(key)
                         v = float(value)
                         ms = round(ts * 1000)
-                        add((ms // SLOT_MS, sid, ms, v if v == v else None))
+                        add((ms // SLOT_MS, sid, ms, v if v == v else None))  # noqa: PLR0124 - NaN test
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -357,7 +357,7 @@ class TSDB:
                         v = float(value)
                         ms = round(ts * 1000)
                         params.append({"slot": ms // SLOT_MS, "series_id": sid, "ts": ms,
-                                       "value": v if v == v else None})
+                                       "value": v if v == v else None})  # noqa: PLR0124
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -416,7 +416,7 @@ class TSDB:
         if first is None:
             return None
         last = conn.execute(select(func.max(samples.c.slot))).scalar()
-        a, b = max(lo // SLOT_MS, first), min(hi // SLOT_MS, last)
+        a, b = max(lo // SLOT_MS, int(first)), min(hi // SLOT_MS, int(last if last is not None else first))
         if a > b:
             return None
         slot = samples.c.slot.in_(range(a, b + 1)) if b - a < _SLOT_LIST_MAX else samples.c.slot.between(a, b)
@@ -467,7 +467,7 @@ class TSDB:
         ordered = sorted(pieces, key=lambda p: p[0][0])
         ts: Sequence[float]
         vs: Sequence[float]
-        if all(a[0][-1] < b[0][0] for a, b in zip(ordered, ordered[1:])):
+        if all(a[0][-1] < b[0][0] for a, b in pairwise(ordered)):
             # The usual case: hourly chunks and the head follow each other. Stays in C.
             ts, vs = ordered[0]
             if len(ordered) > 1:

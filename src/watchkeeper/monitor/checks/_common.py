@@ -30,11 +30,13 @@ def inner_timeout(ctx: CheckContext) -> float:
 
 
 def fmt_ms(seconds: float) -> str:
-    """``12 ms``, ``0.4 ms``, ``1.52 s``: latency as people read it."""
+    """``12 ms``, ``2.4 ms``, ``0.035 ms``, ``1.52 s``: latency as people read it."""
     if seconds >= 1:
         return f"{seconds:.2f} s"
     ms = seconds * 1000
-    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+    if ms >= 10:
+        return f"{ms:.0f} ms"
+    return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from watchkeeper.monitor.model import CheckContext, CheckResult, Sample, State
 if TYPE_CHECKING:
     import dns.message
 
-__all__ = ["Config", "DnsCheck", "RECORD_TYPES", "normalize_answer"]
+__all__ = ["RECORD_TYPES", "Config", "DnsCheck", "normalize_answer"]
 
 RECORD_TYPES = ("A", "AAAA", "CAA", "CNAME", "DNSKEY", "DS", "HTTPS", "MX", "NAPTR", "NS",
                 "PTR", "SOA", "SRV", "SSHFP", "SVCB", "TLSA", "TXT")
