@@ -88,8 +88,9 @@ class Server:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
-        import httpx
         import uvicorn
+
+        from watchkeeper.monitor.checks.http import shared_client
 
         from watchkeeper.monitor.service import MonitorService
         from watchkeeper.query.engine import QueryEngine
@@ -98,9 +99,7 @@ class Server:
 
         cfg = self.loaded.config
         limit = cfg.server.max_concurrent_checks
-        self.http_client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            headers={"User-Agent": "watchkeeper"})
+        self.http_client = shared_client(limit)
         self.monitor = MonitorService(self.engine, self.tsdb, self.eventlog, self.scheduler,
                                       clock=self.clock, resources={"http_client": self.http_client})
         self.monitor.apply(cfg)
@@ -124,9 +123,10 @@ class Server:
         self._install_signals(loop)
         try:
             async with asyncio.TaskGroup() as tg:
-                sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 web = tg.create_task(self.uvicorn.serve(), name="http")
                 await self._wait_started(web)
+                # checks start once the API answers, so checks of watchkeeper itself pass
+                sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
                             self.data_dir)
                 stop = tg.create_task(self._stop.wait(), name="stop")

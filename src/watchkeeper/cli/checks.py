@@ -11,13 +11,11 @@ from watchkeeper.cli.common import ConfigOpt, JsonOpt, ServerOpt, http_get, load
 
 
 async def _run_all(configs: list[Any], concurrency: int) -> list[Any]:
-    import httpx
-
+    from watchkeeper.monitor.checks.http import shared_client
     from watchkeeper.monitor.runner import execute
 
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency),
-                                 headers={"User-Agent": "watchkeeper"}) as client:
+    async with shared_client(concurrency) as client:
         async def one(cfg: Any) -> Any:
             async with sem:
                 return await execute(cfg, resources={"http_client": client})
