@@ -172,3 +172,48 @@ def test_import_then_query_from_the_data_dir(tmp_path: Path) -> None:
     bad = subprocess.run([*WATCHKEEPER, "query", 'temp{room=}', "--data-dir", str(data)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "column" in bad.stderr
+
+
+def test_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        out = subprocess.run([*WATCHKEEPER, "up", "--data-dir", str(tmp_path), "--listen",
+                              f"127.0.0.1:{port}"], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=30)
+    assert out.returncode == 3
+    assert out.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert "Traceback" not in out.stderr
+
+
+def test_sigterm_exits_zero_and_flushes(tmp_path: Path) -> None:
+    import signal
+
+    port = free_port()
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*WATCHKEEPER, "up", "--data-dir", str(data), "--listen",
+                             f"127.0.0.1:{port}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    from tests.e2e_helpers import wait_http
+
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    deadline = time.monotonic() + 10
+    while "node_load1 " not in httpx.get(f"http://127.0.0.1:{port}/metrics").text:
+        assert time.monotonic() < deadline, "the host collector did not run"
+        time.sleep(0.05)
+    # collected but (most likely) not yet written by the 1 s writer: SIGTERM must flush it
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert "Traceback" not in output
+    import sqlite3
+
+    with sqlite3.connect(data / "watchkeeper.db") as db:
+        n = db.execute("SELECT count(*) FROM samples").fetchone()[0]
+        kinds = [r[0] for r in db.execute("SELECT kind FROM events ORDER BY seq")]
+    db.close()
+    assert n > 100  # the host collector's first tick, flushed on SIGTERM
+    assert kinds == ["server.started", "server.stopped"]

@@ -13,6 +13,7 @@ what the user caused apart from what the environment caused and from bugs::
     ├── EnvironmentError_             (exit 3, HTTP 503) something outside is not right
     │   ├── StorageError              the database cannot be opened, migrated or written
     │   ├── ServerUnreachableError    ``--server`` does not answer
+    │   ├── ListenError               the HTTP address cannot be bound (in use, not ours)
     │   └── CheckExecutionError       a check could not run at all (not: it ran and failed)
     └── IntegrityError                (exit 1) the event log was edited or entries are missing
 
@@ -34,6 +35,7 @@ __all__ = [
     "EnvironmentError_",
     "StorageError",
     "ServerUnreachableError",
+    "ListenError",
     "CheckExecutionError",
     "IntegrityError",
 ]
@@ -130,6 +132,10 @@ class StorageError(EnvironmentError_):
 
 class ServerUnreachableError(EnvironmentError_):
     """A running watchkeeper server given by ``--server`` does not answer."""
+
+
+class ListenError(EnvironmentError_):
+    """The HTTP server cannot listen on its address (in use, or not an address of this host)."""
 
 
 class CheckExecutionError(EnvironmentError_):

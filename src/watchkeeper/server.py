@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.config import LoadedConfig, default_config, load_config
 from watchkeeper.config.models import parse_listen
-from watchkeeper.errors import ConfigError, StorageError
+from watchkeeper.errors import ConfigError, ListenError
 
 __all__ = ["Server", "serve", "resolve_data_dir", "read_or_create_token"]
 
@@ -106,6 +107,7 @@ class Server:
         self.scheduler.add("store:flush", 1.0, self.monitor.flush, limited=False)
         self._add_store_jobs(cfg)
         host, port = parse_listen(self.listen or cfg.server.listen)
+        sock = _bind(host, port)
         state = AppState(engine=self.engine, tsdb=self.tsdb, eventlog=self.eventlog,
                          query=QueryEngine(self.tsdb), clock=self.clock, token=self.token,
                          monitor=self.monitor, scheduler=self.scheduler, reload=self.reload,
@@ -123,7 +125,7 @@ class Server:
         self._install_signals(loop)
         try:
             async with asyncio.TaskGroup() as tg:
-                web = tg.create_task(self.uvicorn.serve(), name="http")
+                web = tg.create_task(self.uvicorn.serve(sockets=[sock]), name="http")
                 await self._wait_started(web)
                 # checks start once the API answers, so checks of watchkeeper itself pass
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
@@ -141,9 +143,7 @@ class Server:
     async def _wait_started(self, web: asyncio.Task[None]) -> None:
         while not self.uvicorn.started:
             if web.done():
-                exc = web.exception()
-                raise StorageError(f"the HTTP server could not start: {exc}") if exc else SystemExit(
-                    "the HTTP server could not start (is the port in use?)")
+                raise ListenError(f"the HTTP server stopped while starting: {web.exception()}")
             await asyncio.sleep(0.02)
 
     async def shutdown(self) -> None:
@@ -207,6 +207,17 @@ class Server:
             self.eventlog.append("config.reloaded", str(new.path),
                                  {"checks": len(self.monitor.configs)}, actor=actor)
             return {"status": "reloaded", "checks": sorted(self.monitor.configs)}
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so a taken port is a clear error, not an exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                          hint="another process holds the port; pass --listen HOST:PORT "
+                          "or set server.listen") from None
 
 
 def _version() -> str:
