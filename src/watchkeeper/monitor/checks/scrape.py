@@ -43,7 +43,7 @@ class Config(CheckConfig):
     sample_limit: int = Field(50_000, ge=0)
     """More samples than this fail the scrape; 0 means no limit."""
     body_size_limit: Size | None = None
-    tls_verify: bool = True
+    verify_tls: bool = True
 
     @field_validator("url")
     @classmethod
@@ -99,7 +99,7 @@ class ScrapeCheck:
         client: httpx.AsyncClient | None = ctx.resources.get("http_client")
         own = client is None
         if client is None:
-            client = httpx.AsyncClient(verify=self.config.tls_verify)
+            client = httpx.AsyncClient(verify=self.config.verify_tls)
         start = time.perf_counter()
         try:
             outcome = await self._fetch(client, ctx.timeout)
