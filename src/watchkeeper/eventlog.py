@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ class EventLog:
         os.replace(tmp, self.anchor)
 
     def list(self, *, kind: str | None = None, since: float | None = None, limit: int = 100,
-             subject: str | None = None) -> list[Event]:
+             subject: str | None = None) -> builtins.list[Event]:
         """The newest ``limit`` events (oldest first), optionally of one kind prefix."""
         q = select(events)
         if kind:
@@ -125,9 +126,9 @@ class EventLog:
             yield from rows
             after = rows[-1].seq
 
-    def verify(self) -> list[Problem]:
+    def verify(self) -> builtins.list[Problem]:
         """Walk the whole chain; return every problem found (empty when intact)."""
-        problems: list[Problem] = []
+        problems: builtins.list[Problem] = []
         expected_seq = 1
         prev = GENESIS
         last_seq, last_hash = 0, GENESIS

@@ -117,7 +117,7 @@ class Server:
         ucfg = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                               lifespan="off")
         self.uvicorn = uvicorn.Server(ucfg)
-        self.uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.uvicorn.install_signal_handlers = lambda: None
         self.eventlog.append("server.started", "server", {
             "version": _version(), "listen": f"{host}:{port}", "config": state.config_path,
             "checks": len(self.monitor.configs)})

@@ -56,7 +56,7 @@ def _merge(into: Located, extra: Located, issues: list[ConfigIssue]) -> None:
             return dst
         file, line = extra.where(path)
         first = into.where(path)
-        kinds = {dict: "a mapping", list: "a list"}
+        kinds: dict[type, str] = {dict: "a mapping", list: "a list"}
         if type(dst) in kinds and type(src) is not type(dst):
             msg = f"must be {kinds[type(dst)]}, as in {first[0]}:{first[1]}"
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -97,7 +97,7 @@ def check_union() -> Any:
     models = tuple(check_types().values())
     if len(models) == 1:
         return models[0]
-    return Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
 def _make_config_model() -> type[StrictModel]:
@@ -110,7 +110,10 @@ def _make_config_model() -> type[StrictModel]:
         server: ServerConfig = ServerConfig()
         storage: StorageConfig = StorageConfig()
         collectors: CollectorsConfig = CollectorsConfig()
-        checks: list[check_model] = Field(default_factory=list)  # type: ignore[valid-type]
+        if TYPE_CHECKING:
+            checks: list[CheckConfig]
+        else:
+            checks: list[check_model] = Field(default_factory=list)
 
         @model_validator(mode="after")
         def _unique_names(self) -> Config:
@@ -125,7 +128,7 @@ def _make_config_model() -> type[StrictModel]:
         def check(self, name: str) -> CheckConfig:
             for c in self.checks:
                 if c.name == name:
-                    return c  # type: ignore[no-any-return]
+                    return c
             raise KeyError(name)
 
     return Config

@@ -38,7 +38,7 @@ class Located:
             if p in self.lines:
                 return self.lines[p]
             p = p[:-1]
-        return self.lines.get((), ("<config>", None))  # type: ignore[return-value]
+        return self.lines.get((), ("<config>", None))
 
 
 def _substitute(text: str, file: str, line: int, issues: list[ConfigIssue], path: str,

@@ -61,7 +61,7 @@ def _unquote(text: str, pos: int, where: str = "", lead: int = 0) -> tuple[str, 
     quote = text[pos]
     if quote not in "\"'`":
         raise QueryError(f"expected a quoted string at column {lead + pos + 1}{where}")
-    out = []
+    out: list[str] = []
     i = pos + 1
     escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
     while i < len(text):
