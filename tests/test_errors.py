@@ -14,6 +14,7 @@ from watchkeeper.errors import (
     EnvironmentError_,
     InputError,
     IntegrityError,
+    ListenError,
     NotFoundError,
     ParseError,
     QueryError,
@@ -37,6 +38,7 @@ from watchkeeper.errors import (
         (EnvironmentError_, WatchkeeperError, 3, 503),
         (StorageError, EnvironmentError_, 3, 503),
         (ServerUnreachableError, EnvironmentError_, 3, 503),
+        (ListenError, EnvironmentError_, 3, 503),
         (CheckExecutionError, EnvironmentError_, 3, 503),
         (IntegrityError, WatchkeeperError, 1, 500),
     ],
@@ -66,6 +68,7 @@ def test_every_class_in_the_tree_is_covered_above() -> None:
         "EnvironmentError_",
         "StorageError",
         "ServerUnreachableError",
+        "ListenError",
         "CheckExecutionError",
         "IntegrityError",
     }

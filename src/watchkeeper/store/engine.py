@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watchkeeper.errors import StorageError
 
-__all__ = ["default_data_dir", "sqlite_url", "open_engine", "migrate", "current_revision"]
+__all__ = ["current_revision", "default_data_dir", "migrate", "open_engine", "sqlite_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -27,7 +27,6 @@ import json
 import math
 import sqlite3
 import threading
-from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from itertools import compress, groupby, pairwise, repeat
 from operator import gt, itemgetter, sub, truediv
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,7 +61,7 @@ from watchkeeper.store.retention import (
     window_end,
 )
 
-__all__ = ["TSDB", "AggregateData", "RetentionPolicy", "Row", "SeriesData", "Tier"]
+__all__ = ["TSDB", "AggregateData", "RetentionPolicy", "Row", "SeriesColumns", "SeriesData", "Tier"]
 
 Tier = Literal["auto", "raw", "minute", "hour"]
 #: One sample for :meth:`TSDB.append_rows`: (name, labels without __name__, seconds, value).
@@ -81,6 +81,8 @@ _SQLITE_UPSERT = ("INSERT INTO samples (slot, series_id, ts, value) VALUES (?, ?
                   "ON CONFLICT (slot, series_id, ts) DO UPDATE SET value = excluded.value")
 _SQLITE_NEW_SERIES = "INSERT INTO series (name, labels) VALUES (?, ?) ON CONFLICT (name, labels) DO NOTHING"
 _SQLITE_SERIES_ID = "SELECT id FROM series WHERE name = ? AND labels = ?"
+_EMPTY_MS = np.zeros(0, dtype=np.int64)
+_EMPTY_VALUES = np.zeros(0, dtype=np.float64)
 
 
 @lru_cache(maxsize=16)
@@ -126,6 +128,34 @@ class SeriesData:
 
 
 @dataclass(slots=True)
+class SeriesColumns:
+    """The samples of one series as arrays: ``ms`` (int64 milliseconds, ascending and
+    unique) and ``values`` (float64), one each; ``labels`` include ``__name__`` and
+    are shared with the store's cache: do not modify them."""
+
+    labels: dict[str, str]
+    ms: np.ndarray
+    values: np.ndarray
+
+    def at_steps(self, steps_ms: np.ndarray, lookback_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """The value at each step time ``t`` of ``steps_ms`` (ascending int64 ms): that of
+        the newest sample in ``(t - lookback_ms, t]``, as Prometheus evaluates a selector.
+
+        Returns (indices into ``steps_ms`` of the steps that have a value, those values).
+        """
+        ms = self.ms
+        if not len(ms):
+            return _EMPTY_MS, _EMPTY_VALUES
+        upto = np.searchsorted(ms, steps_ms, side="right")  # samples <= t
+        newest = ms[np.maximum(upto - 1, 0)]
+        has = (upto > 0) & (newest > steps_ms - lookback_ms)
+        if has.all():
+            return np.arange(len(steps_ms)), self.values[upto - 1]
+        which = np.flatnonzero(has)
+        return which, self.values[upto[which] - 1]
+
+
+@dataclass(slots=True)
 class AggregateData:
     """Per-bucket aggregates of one series, for ``*_over_time`` across tiers.
 
@@ -165,6 +195,9 @@ def _seconds(ts_ms: list[int]) -> list[float]:
 class _ChunkCache:
     """Decoded chunks by id, least recently used out first, bounded by samples held.
 
+    Entries are (ms, values) arrays; those decoded together are views of one
+    buffer, which lives until the last of them leaves the cache.
+
     Chunk rows never change and their ids are never reused (AUTOINCREMENT), so
     an entry cannot go stale; entries of deleted chunks simply age out.
     """
@@ -172,17 +205,17 @@ class _ChunkCache:
     def __init__(self, max_samples: int) -> None:
         self.max_samples = max_samples
         self.samples = 0
-        self._items: OrderedDict[int, tuple[array[float], array[float]]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, cid: int) -> tuple[array[float], array[float]] | None:
+    def get(self, cid: int) -> tuple[np.ndarray, np.ndarray] | None:
         with self._lock:
             hit = self._items.get(cid)
             if hit is not None:
                 self._items.move_to_end(cid)
             return hit
 
-    def put(self, cid: int, entry: tuple[array[float], array[float]]) -> None:
+    def put(self, cid: int, entry: tuple[np.ndarray, np.ndarray]) -> None:
         size = len(entry[0])
         if size > self.max_samples:
             return
@@ -431,59 +464,104 @@ class TSDB:
                                   .where(*span, samples.c.series_id.in_(part))
                                   .order_by(samples.c.series_id, samples.c.ts))
 
-    def _decoded(self, cid: int, tier: int, data: bytes) -> tuple[array[float], array[float]]:
-        """A chunk as (seconds, values) arrays, from the cache when it was read before."""
-        hit = self._cache.get(cid)
-        if hit is not None:
-            return hit
-        if tier == TIER_RAW:
-            ts, vals = enc.decode_raw_array(data)
-        else:
-            agg = enc.decode_aggregates(data)
-            ts, vals = agg.timestamps, array("d", agg.last)
-        entry = (array("d", map(truediv, ts, repeat(1000))), vals)
-        self._cache.put(cid, entry)
-        return entry
+    def _decode_cached(self, rows: Iterable[Any]) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+        """(series id, (ms, values)) per chunk row, from the cache or decoded in one batch."""
+        out: list[Any] = []
+        pending: list[tuple[int, int]] = []  # (index in out, chunk id) of raw chunks to decode
+        blobs: list[bytes] = []
+        cache = self._cache
+        for sid, tier, cid, data in rows:
+            hit = cache.get(cid)
+            if hit is None:
+                if tier == TIER_RAW:
+                    pending.append((len(out), cid))
+                    blobs.append(data)
+                else:
+                    agg = enc.decode_aggregates(data)
+                    hit = (np.array(agg.timestamps, dtype=np.int64), np.array(agg.last, dtype=np.float64))
+                    cache.put(cid, hit)
+            out.append((sid, hit))
+        if pending:
+            ts, vs, counts = enc.decode_raw_many(blobs)
+            pos = 0
+            for (i, cid), n in zip(pending, counts, strict=True):
+                entry = (ts[pos:pos + n], vs[pos:pos + n])
+                pos += n
+                out[i] = (out[i][0], entry)
+                cache.put(cid, entry)
+        return out
+
+    def _head_columns(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
+                      every: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(series id, ms, values) of the head samples in [lo, hi] of each series that has some.
+
+        Rows come in key order (slot, series id, ts) without a sort in SQL; a stable
+        sort by series id in NumPy then leaves each series' samples in time order.
+        ``every`` says ``ids`` are all series, so no IN list is needed.
+        """
+        span = self._head_span(conn, lo, hi)
+        if span is None:
+            return
+        rows: list[Any] = []
+        parts = [None] if every else list(_batched(ids))
+        for part in parts:
+            query = select(samples.c.series_id, samples.c.ts, samples.c.value).where(*span)
+            if part is not None:
+                query = query.where(samples.c.series_id.in_(part))
+            rows += self._rows(conn, query)
+        if not rows:
+            return
+        table = np.array(rows, dtype=np.float64)  # NULL (NaN) becomes NaN; ms and ids are exact
+        sids = table[:, 0].astype(np.int64)
+        order = np.argsort(sids, kind="stable")
+        sids = sids[order]
+        ts = table[order, 1].astype(np.int64)
+        vals = table[order, 2]
+        cuts = np.flatnonzero(sids[1:] != sids[:-1]) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(sids)]
+        for a, b in zip(starts, ends, strict=True):
+            yield int(sids[a]), ts[a:b], vals[a:b]
 
     def _value_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
-                      tiers: tuple[int, ...]) -> dict[int, list[tuple[array[float], array[float]]]]:
-        pieces: dict[int, list[tuple[array[float], array[float]]]] = {sid: [] for sid in ids}
-        for sid, t, cid, data in self._chunk_rows(conn, ids, lo, hi, tiers):
-            pieces[sid].append(self._decoded(cid, t, data))
+                      tiers: tuple[int, ...], every: bool = False) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+        """Per series, (ms, values) pieces in write order: coarse tiers, older chunks, then the head."""
+        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {sid: [] for sid in ids}
+        for sid, entry in self._decode_cached(self._chunk_rows(conn, ids, lo, hi, tiers)):
+            pieces[sid].append(entry)
         if TIER_RAW in tiers:
-            for sid, group in groupby(self._head_rows(conn, ids, lo, hi), key=itemgetter(0)):
-                rows = list(group)
-                pieces[sid].append((array("d", [r[1] / 1000 for r in rows]),
-                                    array("d", [_NAN if r[2] is None else r[2] for r in rows])))
+            for sid, ts, vals in self._head_columns(conn, ids, lo, hi, every):
+                got = pieces.get(sid)
+                if got is not None:
+                    got.append((ts, vals))
         return pieces
 
     @staticmethod
-    def _merge_values(pieces: list[tuple[array[float], array[float]]], lo: float,
-                      hi: float) -> tuple[list[float], list[float]]:
-        """Merge (seconds, values) pieces given oldest write first and cut to [lo, hi]."""
+    def _merge_values(pieces: list[tuple[np.ndarray, np.ndarray]], lo: int,
+                      hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Merge (ms, values) pieces given oldest write first and cut to [lo, hi] (ms)."""
         pieces = [p for p in pieces if len(p[0])]
         if not pieces:
-            return [], []
-        ordered = sorted(pieces, key=lambda p: p[0][0])
-        ts: Sequence[float]
-        vs: Sequence[float]
-        if all(a[0][-1] < b[0][0] for a, b in pairwise(ordered)):
-            # The usual case: hourly chunks and the head follow each other. Stays in C.
-            ts, vs = ordered[0]
-            if len(ordered) > 1:
-                ts, vs = array("d", ts), array("d", vs)
-                for p_ts, p_vs in ordered[1:]:
-                    ts.extend(p_ts)
-                    vs.extend(p_vs)
-            a, b = bisect_left(ts, lo), bisect_right(ts, hi)
-            return ts[a:b].tolist(), vs[a:b].tolist()
-        merged: dict[float, float] = {}
-        for p_ts, p_vs in pieces:  # later pieces overwrite earlier ones
-            merged.update(zip(p_ts, p_vs))
-        keys = sorted(merged)
-        a, b = bisect_left(keys, lo), bisect_right(keys, hi)
-        keys = keys[a:b]
-        return keys, [merged[k] for k in keys]
+            return _EMPTY_MS, _EMPTY_VALUES
+        if len(pieces) == 1:
+            ts, vs = pieces[0]
+        else:
+            bounds = [(int(p[0][0]), int(p[0][-1]), i) for i, p in enumerate(pieces)]
+            bounds.sort()
+            if all(a[1] < b[0] for a, b in pairwise(bounds)):
+                # The usual case: hourly chunks and the head follow each other.
+                ts = np.concatenate([pieces[i][0] for _, _, i in bounds])
+                vs = np.concatenate([pieces[i][1] for _, _, i in bounds])
+            else:  # overlapping writes: sort stably, the last write of a timestamp wins
+                ts = np.concatenate([p[0] for p in pieces])
+                vs = np.concatenate([p[1] for p in pieces])
+                order = np.argsort(ts, kind="stable")
+                ts, vs = ts[order], vs[order]
+                keep = np.ones(len(ts), dtype=bool)
+                keep[:-1] = ts[1:] != ts[:-1]
+                ts, vs = ts[keep], vs[keep]
+        a, b = int(np.searchsorted(ts, lo, "left")), int(np.searchsorted(ts, hi, "right"))
+        return ts[a:b], vs[a:b]
 
     def _aggregate_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
                           tiers: tuple[int, ...]) -> dict[int, list[tuple[list[int], list[Any]]]]:
@@ -511,6 +589,30 @@ class TSDB:
         return self._match(conn, matchers), tiers
 
     # -- reads ----------------------------------------------------------------------------
+    def select_columns(self, matchers: list[Matcher], start: float, end: float, *,
+                       tier: Tier = "auto") -> list[SeriesColumns]:
+        """Like :meth:`select`, with each series' samples as NumPy arrays (ms, values).
+
+        The fast path of queries: no Python object per sample is made. Raises
+        InputError for an unknown tier, StorageError when the database fails.
+        """
+        lo, hi = _ms_range(start, end)
+        if hi < lo:
+            return []
+        with self._errors("read samples"), self.engine.connect() as conn:
+            matched, tiers = self._matched_ids(conn, matchers, tier)
+            if not matched:
+                return []
+            ids = [sid for sid, _ in matched]
+            every = len(ids) == len(self._labels) and len(ids) > _IN_BATCH
+            pieces = self._value_pieces(conn, ids, lo, hi, tiers, every)
+        out = []
+        for sid, labels in matched:
+            ts, vs = self._merge_values(pieces[sid], lo, hi)
+            if len(ts):
+                out.append(SeriesColumns(labels, ts, vs))
+        return out
+
     def select(self, matchers: list[Matcher], start: float, end: float, *,
                tier: Tier = "auto") -> list[SeriesData]:
         """The samples of every series the matchers accept, in ``[start, end]`` (seconds).
@@ -520,20 +622,8 @@ class TSDB:
         Series without a sample in the range are left out. An ``=`` matcher on
         ``__name__`` is resolved in SQL; the others are applied in Python.
         """
-        lo, hi = _ms_range(start, end)
-        if hi < lo:
-            return []
-        with self._errors("read samples"), self.engine.connect() as conn:
-            matched, tiers = self._matched_ids(conn, matchers, tier)
-            if not matched:
-                return []
-            pieces = self._value_pieces(conn, [sid for sid, _ in matched], lo, hi, tiers)
-        out = []
-        for sid, labels in matched:
-            ts, vs = self._merge_values(pieces[sid], lo / 1000, hi / 1000)
-            if ts:
-                out.append(SeriesData(dict(labels), ts, vs))
-        return out
+        return [SeriesData(dict(s.labels), (s.ms / 1000).tolist(), s.values.tolist())
+                for s in self.select_columns(matchers, start, end, tier=tier)]
 
     def select_aggregates(self, matchers: list[Matcher], start: float, end: float, *,
                           tier: Tier = "auto") -> list[AggregateData]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from watchkeeper.web.api.params import parse_step, parse_time
 from watchkeeper.web.state import AppState
@@ -38,8 +38,13 @@ def _ok(data: Any) -> dict[str, Any]:
     return {"status": "success", "data": data}
 
 
+def _ok_json(data: bytes) -> Response:
+    """The success envelope around a ``data`` object the query engine already serialised."""
+    return Response(b'{"status":"success","data":' + data + b"}", media_type="application/json")
+
+
 @router.api_route("/query", methods=["GET", "POST"])
-async def query(request: Request) -> dict[str, Any]:
+async def query(request: Request) -> Response:
     state: AppState = request.app.state.wk
     p = await _params(request)
     expr = _one(p, "query") or ""
@@ -48,11 +53,11 @@ async def query(request: Request) -> dict[str, Any]:
         from watchkeeper.errors import QueryError
 
         raise QueryError('invalid parameter "query": missing')
-    return _ok(await asyncio.to_thread(state.query.instant, expr, t))
+    return _ok_json(await asyncio.to_thread(state.query.instant_json, expr, t))
 
 
 @router.api_route("/query_range", methods=["GET", "POST"])
-async def query_range(request: Request) -> dict[str, Any]:
+async def query_range(request: Request) -> Response:
     state: AppState = request.app.state.wk
     p = await _params(request)
     from watchkeeper.errors import QueryError
@@ -65,7 +70,7 @@ async def query_range(request: Request) -> dict[str, Any]:
     start = parse_time(_one(p, "start"), 0, "start")
     end = parse_time(_one(p, "end"), 0, "end")
     step = parse_step(_one(p, "step"))
-    return _ok(await asyncio.to_thread(state.query.range, expr, start, end, step))
+    return _ok_json(await asyncio.to_thread(state.query.range_json, expr, start, end, step))
 
 
 @router.api_route("/series", methods=["GET", "POST"])
