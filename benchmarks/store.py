@@ -3,11 +3,16 @@
 1. ingest: 1,000 series x 1,000 timestamps appended one scrape (1,000 samples)
    per call, as a scraper would; samples/s (goal >= 200,000/s).
 2. range query: 24 h of 15 s samples for 100 series (compacted into chunks, the
-   last hour in the head); time ``select`` + ``SeriesData.at_steps`` for the 24 h
-   window at a 60 s step with 5 min lookback (goal < 100 ms). The same data is
+   last hour in the head), at a 60 s step with 5 min lookback (goal < 100 ms),
+   timed two ways, each cold (a fresh TSDB: empty chunk cache, as the first
+   query after a start) and warm: ``select_columns`` + ``SeriesColumns.at_steps``
+   (the store), and ``QueryEngine.range_json`` plus the response envelope (the
+   whole /api/v1/query_range answer but the HTTP exchange). The same data is
    loaded into Prometheus with ``promtool tsdb create-blocks-from openmetrics``
    and the same query_range is timed over HTTP on a loopback port.
-3. bytes per sample on disk for the raw, minute and hour tiers (and for
+3. instant query over 10,000 series (5 min of 15 s samples in the head):
+   ``QueryEngine.instant_json``.
+4. bytes per sample on disk for the raw, minute and hour tiers (and for
    Prometheus's blocks).
 
 Run: ``.venv/bin/python benchmarks/store.py`` (about a minute). Needs the
@@ -105,23 +110,51 @@ def load(db: TSDB, data: list[tuple[dict[str, str], list[float], list[float]]]) 
 
 
 def query_ours(db: TSDB, start: float, end: float) -> tuple[float, int]:
+    """select_columns + at_steps: the store's part of a range query."""
+    import numpy as np
+
     matchers = parse_selector("bench_metric")
     started = time.perf_counter()
     points = 0
-    for s in db.select(matchers, start - LOOKBACK, end):
-        ts, _ = s.at_steps(start, end, STEP, LOOKBACK)
-        points += len(ts)
+    steps = np.arange(round(start * 1000), round(end * 1000) + 1, round(STEP * 1000), dtype=np.int64)
+    for s in db.select_columns(matchers, start - LOOKBACK, end):
+        which, _ = s.at_steps(steps, round(LOOKBACK * 1000))
+        points += len(which)
     return time.perf_counter() - started, points
 
 
-def query_ours_json(db: TSDB, start: float, end: float) -> float:
-    """The same through the query engine and JSON, as /api/v1/query_range answers."""
+def query_ours_json(db: TSDB, start: float, end: float) -> tuple[float, bytes]:
+    """The same through the query engine, as /api/v1/query_range answers (the body's bytes)."""
     from watchkeeper.query.engine import QueryEngine
 
     qe = QueryEngine(db)
     started = time.perf_counter()
-    json.dumps({"status": "success", "data": qe.range("bench_metric", start, end, STEP)})
-    return time.perf_counter() - started
+    body = b'{"status":"success","data":' + qe.range_json("bench_metric", start, end, STEP) + b"}"
+    return time.perf_counter() - started, body
+
+
+def bench_instant(root: Path) -> list[float]:
+    """An instant query over 10,000 series with 5 min of 15 s samples each, cold then warm."""
+    from watchkeeper.query.engine import QueryEngine
+
+    engine = open_engine(None, root / "instant")
+    try:
+        db = TSDB(engine)
+        t0 = 1_700_000_000.0
+        labels = [{"instance": f"host{i // 100}:9100", "cpu": str(i % 100)} for i in range(10_000)]
+        for k in range(21):
+            db.append_rows([("node_cpu_seconds_total", lab, t0 + 15 * k, float(k * 7 + i))
+                            for i, lab in enumerate(labels)])
+        times = []
+        for fresh in (True, False, False, False):
+            qe = QueryEngine(TSDB(engine) if fresh else db)
+            started = time.perf_counter()
+            body = qe.instant_json("node_cpu_seconds_total", t0 + 300)
+            times.append(time.perf_counter() - started)
+            assert body.count(b'"metric"') == 10_000
+    finally:
+        engine.dispose()
+    return times
 
 
 def bytes_per_sample(db: TSDB, end: int, raw_samples: int) -> dict[str, float]:
@@ -247,20 +280,32 @@ def main() -> int:
         print(f"loaded {n_samples:,} samples in {loaded:.1f} s, compacted in {compacted:.1f} s: "
               f"{st['tiers']['raw']['chunks']} chunks, {st['head_samples']:,} samples in the head")
         cold = []
+        cold_json = []
         for _ in range(3):  # a fresh TSDB has an empty chunk cache: the first query after a start
             took, _ = query_ours(TSDB(engine), start, end)
             cold.append(took)
+            took, body = query_ours_json(TSDB(engine), start, end)
+            cold_json.append(took)
         query_ours(db, start, end)  # warm-up
         ours = []
         for _ in range(REPEAT):
             took, points = query_ours(db, start, end)
             ours.append(took)
-        ours_json = [query_ours_json(db, start, end) for _ in range(3)]
-        med = statistics.median(ours)
-        print(f"watchkeeper select + at_steps: median {med * 1000:.1f} ms, best {min(ours) * 1000:.1f} ms "
-              f"({points:,} points) (goal < 100 ms) {'OK' if med < 0.1 else 'MISSED'}")
-        print(f"watchkeeper cold (empty chunk cache): median {statistics.median(cold) * 1000:.1f} ms")
-        print(f"watchkeeper QueryEngine.range + JSON: median {statistics.median(ours_json) * 1000:.1f} ms")
+        ours_json = [query_ours_json(db, start, end)[0] for _ in range(REPEAT)]
+        answer = json.loads(body)["data"]["result"]
+        med, med_cold = statistics.median(ours), statistics.median(cold)
+        med_json, med_cold_json = statistics.median(ours_json), statistics.median(cold_json)
+
+        def verdict(x: float) -> str:
+            return "OK" if x < 0.1 else "MISSED"
+
+        print(f"watchkeeper select_columns + at_steps: cold median {med_cold * 1000:.1f} ms "
+              f"{verdict(med_cold)}, warm median {med * 1000:.1f} ms {verdict(med)} "
+              f"({points:,} points; goal < 100 ms)")
+        print(f"watchkeeper API path (QueryEngine.range_json + envelope, {len(body) / 1e6:.1f} MB): cold median "
+              f"{med_cold_json * 1000:.1f} ms {verdict(med_cold_json)}, warm median {med_json * 1000:.1f} ms "
+              f"{verdict(med_json)} ({len(answer)} series, "
+              f"{sum(len(r['values']) for r in answer):,} points)")
 
         prom = bench_prometheus(root, data, start, end, n_samples)
         if prom is not None:
@@ -272,10 +317,16 @@ def main() -> int:
                 print(f"prometheus evalTotalTime: median {pev * 1000:.1f} ms; ratio watchkeeper "
                       f"select+at_steps / prometheus eval: warm {med / pev:.1f}x, "
                       f"cold {statistics.median(cold) / pev:.1f}x")
-            print(f"ratio watchkeeper/prometheus: select+at_steps {med / pmed:.2f}x, "
-                  f"with JSON {statistics.median(ours_json) / pmed:.2f}x (lower is better for watchkeeper)")
+            print(f"ratio watchkeeper/prometheus HTTP (lower is better for watchkeeper): "
+                  f"store cold {med_cold / pmed:.2f}x, warm {med / pmed:.2f}x; "
+                  f"API path (no HTTP exchange) cold {med_cold_json / pmed:.2f}x, warm {med_json / pmed:.2f}x")
 
-        print("== 3. bytes per sample")
+        print("== 3. instant query over 10,000 series")
+        inst = bench_instant(root)
+        print(f"watchkeeper QueryEngine.instant_json: cold {inst[0] * 1000:.1f} ms, "
+              f"warm median {statistics.median(inst[1:]) * 1000:.1f} ms")
+
+        print("== 4. bytes per sample")
         bps = bytes_per_sample(db, end, n_samples)
         engine.dispose()
         print(f"watchkeeper raw tier:    {bps['raw']:.2f} bytes/sample (chunk blobs)")

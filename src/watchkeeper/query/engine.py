@@ -118,6 +118,17 @@ class QueryEngine:
     lookback: float = LOOKBACK
     # labels JSON by label set; label sets are few and never change, so this is small and exact
     _metric_json: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict, repr=False)
+    # sort keys by the identity of the store's cached label dicts (kept alive here with them)
+    _orders: dict[int, tuple[dict[str, str], list[tuple[str, str]]]] = field(default_factory=dict, repr=False)
+
+    def _order(self, labels: dict[str, str]) -> list[tuple[str, str]]:
+        hit = self._orders.get(id(labels))
+        if hit is not None and hit[0] is labels:
+            return hit[1]
+        key = _series_order(labels)
+        if len(self._orders) < 1_000_000:
+            self._orders[id(labels)] = (labels, key)
+        return key
 
     def _metric(self, key: list[tuple[str, str]], labels: dict[str, str]) -> str:
         k = tuple(key)
@@ -134,10 +145,10 @@ class QueryEngine:
         t_ms = round(t * 1000)
         lookback_ms = round(self.lookback * 1000)
         found = []
-        for s in self.tsdb.select_columns(matchers, (t_ms - lookback_ms) / 1000, t_ms / 1000):
+        for s in self.tsdb.select_columns(matchers, (t_ms - lookback_ms) / 1000, t_ms / 1000, newest=True):
             last = int(s.ms[-1])  # select_columns cut the range at t: the newest sample is last
             if last > t_ms - lookback_ms:
-                found.append((_series_order(s.labels), s.labels, float(s.values[-1])))
+                found.append((self._order(s.labels), s.labels, float(s.values[-1])))
         found.sort(key=lambda r: r[0])
         return t_ms, found
 
@@ -181,7 +192,7 @@ class QueryEngine:
         for s in self.tsdb.select_columns(matchers, (start_ms - lookback_ms) / 1000, end_ms / 1000):
             which, values = s.at_steps(steps, lookback_ms)
             if len(which):
-                found.append((_series_order(s.labels), s.labels, which, values))
+                found.append((self._order(s.labels), s.labels, which, values))
         found.sort(key=lambda r: r[0])
         return steps, found
 

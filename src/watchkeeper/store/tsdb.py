@@ -432,14 +432,17 @@ class TSDB:
         return out
 
     def _chunk_rows(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
-                    tiers: tuple[int, ...]) -> Iterator[Any]:
+                    tiers: tuple[int, ...], every: bool = False) -> Iterator[Any]:
+        """Chunk rows (series id, tier, id, data) overlapping [lo, hi]; with ``every``, of
+        all series (the caller drops the others) in one statement instead of IN lists."""
         # Coarse tiers first and older chunks first: later items win a tie.
-        for part in _batched(ids):
+        for part in [None] if every else _batched(ids):
+            where = [chunks.c.end_ts >= lo, chunks.c.start_ts <= hi, chunks.c.tier.in_(tiers)]
+            if part is not None:
+                where.append(chunks.c.series_id.in_(part))
             yield from self._rows(conn,
                 select(chunks.c.series_id, chunks.c.tier, chunks.c.id, chunks.c.data)
-                .where(chunks.c.series_id.in_(part), chunks.c.end_ts >= lo, chunks.c.start_ts <= hi,
-                       chunks.c.tier.in_(tiers))
-                .order_by(chunks.c.series_id, chunks.c.tier.desc(), chunks.c.id))
+                .where(*where).order_by(chunks.c.series_id, chunks.c.tier.desc(), chunks.c.id))
 
     @staticmethod
     def _head_span(conn: Connection, lo: int, hi: int) -> list[Any] | None:
@@ -492,12 +495,13 @@ class TSDB:
         return out
 
     def _head_columns(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
-                      every: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                      every: bool, newest: bool = False) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(series id, ms, values) of the head samples in [lo, hi] of each series that has some.
 
         Rows come in key order (slot, series id, ts) without a sort in SQL; a stable
         sort by series id in NumPy then leaves each series' samples in time order.
-        ``every`` says ``ids`` are all series, so no IN list is needed.
+        ``every`` says ``ids`` are all series, so no IN list is needed. ``newest``
+        reads only the newest sample of each series (in SQL on SQLite).
         """
         span = self._head_span(conn, lo, hi)
         if span is None:
@@ -505,7 +509,12 @@ class TSDB:
         rows: list[Any] = []
         parts = [None] if every else list(_batched(ids))
         for part in parts:
-            query = select(samples.c.series_id, samples.c.ts, samples.c.value).where(*span)
+            if newest and self._fast:
+                # SQLite fills a bare column from the row holding max(): that row's value.
+                query = (select(samples.c.series_id, func.max(samples.c.ts), samples.c.value)
+                         .where(*span).group_by(samples.c.series_id))
+            else:
+                query = select(samples.c.series_id, samples.c.ts, samples.c.value).where(*span)
             if part is not None:
                 query = query.where(samples.c.series_id.in_(part))
             rows += self._rows(conn, query)
@@ -523,14 +532,17 @@ class TSDB:
         for a, b in zip(starts, ends, strict=True):
             yield int(sids[a]), ts[a:b], vals[a:b]
 
-    def _value_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
-                      tiers: tuple[int, ...], every: bool = False) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    def _value_pieces(self, conn: Connection, ids: Sequence[int], lo: int, hi: int, tiers: tuple[int, ...],
+                      every: bool = False, newest: bool = False) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
         """Per series, (ms, values) pieces in write order: coarse tiers, older chunks, then the head."""
         pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {sid: [] for sid in ids}
-        for sid, entry in self._decode_cached(self._chunk_rows(conn, ids, lo, hi, tiers)):
+        rows = self._chunk_rows(conn, ids, lo, hi, tiers, every)
+        if every:
+            rows = (r for r in rows if r[0] in pieces)
+        for sid, entry in self._decode_cached(rows):
             pieces[sid].append(entry)
         if TIER_RAW in tiers:
-            for sid, ts, vals in self._head_columns(conn, ids, lo, hi, every):
+            for sid, ts, vals in self._head_columns(conn, ids, lo, hi, every, newest):
                 got = pieces.get(sid)
                 if got is not None:
                     got.append((ts, vals))
@@ -590,11 +602,13 @@ class TSDB:
 
     # -- reads ----------------------------------------------------------------------------
     def select_columns(self, matchers: list[Matcher], start: float, end: float, *,
-                       tier: Tier = "auto") -> list[SeriesColumns]:
+                       tier: Tier = "auto", newest: bool = False) -> list[SeriesColumns]:
         """Like :meth:`select`, with each series' samples as NumPy arrays (ms, values).
 
-        The fast path of queries: no Python object per sample is made. Raises
-        InputError for an unknown tier, StorageError when the database fails.
+        The fast path of queries: no Python object per sample is made. With
+        ``newest``, the last sample of each series is exact but earlier ones may
+        be left out (what an instant query needs: the head is read newest-only).
+        Raises InputError for an unknown tier, StorageError when the database fails.
         """
         lo, hi = _ms_range(start, end)
         if hi < lo:
@@ -604,8 +618,8 @@ class TSDB:
             if not matched:
                 return []
             ids = [sid for sid, _ in matched]
-            every = len(ids) == len(self._labels) and len(ids) > _IN_BATCH
-            pieces = self._value_pieces(conn, ids, lo, hi, tiers, every)
+            every = len(ids) > _IN_BATCH  # then read the whole span; unmatched rows are dropped
+            pieces = self._value_pieces(conn, ids, lo, hi, tiers, every, newest)
         out = []
         for sid, labels in matched:
             ts, vs = self._merge_values(pieces[sid], lo, hi)
