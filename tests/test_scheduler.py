@@ -361,3 +361,15 @@ async def test_fake_clock_without_autojump_moves_only_when_advanced() -> None:
     await task
     assert clock.monotonic() == 10.0
     assert clock.time() == 110.0
+
+
+async def test_reschedule_runs_sooner_then_keeps_the_interval(clock: FakeClock, running) -> None:  # type: ignore[no-untyped-def]
+    sched = running()
+    starts: list[float] = []
+    sched.add("c", 60.0, recorder(clock, starts))
+    await clock.sleep(1.0)
+    assert starts == [0.0]
+    sched.reschedule("c", 5.0)  # as a soft state's retry_interval does
+    await clock.sleep(200.0)
+    assert starts == [0.0, 6.0, 66.0, 126.0, 186.0]
+    sched.reschedule("missing", 1.0)  # an unknown job is ignored

@@ -73,6 +73,18 @@ class Scheduler:
         self.jobs.pop(key, None)
         self._wake.set()
 
+    def reschedule(self, key: str, delay: float) -> None:
+        """Run ``key`` next in ``delay`` seconds, then every ``interval`` again.
+
+        Used for a check's ``retry_interval`` while its state is soft.
+        """
+        job = self.jobs.get(key)
+        if job is None:
+            return
+        job.generation += 1  # what is already queued for this job is now stale
+        self._push(job, self.clock.monotonic() + max(0.0, delay))
+        self._wake.set()
+
     def _push(self, job: Job, due: float) -> None:
         job.next_due = due
         self._seq += 1

@@ -17,7 +17,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["check_results", "check_status", "chunks", "events", "metadata", "samples", "series"]
+__all__ = [
+    "alert_history", "alerts", "check_results", "check_status", "chunks", "events", "metadata",
+    "notification_attempts", "notification_log", "outbox", "samples", "series", "silences",
+]
 
 metadata = MetaData()
 
@@ -118,4 +121,104 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_events_kind_ts", "kind", "ts"),
+)
+
+# -- alerting (migration 0003) -------------------------------------------------------------
+
+# Every alert instance watchkeeper knows now: from its rules, from checks, or sent
+# to /api/v2/alerts. ``fingerprint`` is the hash of the label set (as Alertmanager's).
+# Times are Unix seconds; JSON columns hold sorted objects.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("fingerprint", String(16), primary_key=True),
+    Column("source", String(32), nullable=False),  # rule | check | api
+    Column("rule", String(400), nullable=True),  # "group/alertname" for rule alerts
+    Column("labels", Text, nullable=False),
+    Column("annotations", Text, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | firing | resolved
+    Column("active_at", Float, nullable=False),
+    Column("fired_at", Float, nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Column("last_seen", Float, nullable=False),
+    Column("ends_at", Float, nullable=True),
+    Column("keep_firing_since", Float, nullable=True),
+    Column("value", Float, nullable=True),
+    Column("generator_url", Text, nullable=False, default=""),
+    Column("acked_by", String(200), nullable=True),
+    Column("acked_at", Float, nullable=True),
+    Column("ack_comment", Text, nullable=True),
+    Index("ix_alerts_state", "state"),
+)
+
+# Each state change of each alert, kept for history.
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(16), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("state", String(16), nullable=False),  # pending firing resolved acked unacked
+    Column("labels", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_alert_history_fp_ts", "fingerprint", "ts"),
+    Index("ix_alert_history_ts", "ts"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", Text, nullable=False),  # JSON list of {name, value, isRegex, isEqual}
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+
+# What was last notified per aggregation group and receiver, so a restart
+# neither repeats nor forgets a notification (Alertmanager's notification log).
+notification_log = Table(
+    "notification_log",
+    metadata,
+    Column("group_key", Text, primary_key=True),
+    Column("receiver", String(200), primary_key=True),
+    Column("firing", Text, nullable=False),  # JSON sorted fingerprints
+    Column("resolved", Text, nullable=False),
+    Column("sent_at", Float, nullable=False),
+)
+
+# The persistent outbox: every notification to deliver, retried with backoff.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("receiver", String(200), nullable=False),
+    Column("integration", String(64), nullable=False),  # e.g. webhook[0], email[1]
+    Column("group_key", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON the integration renders from
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("status", String(10), nullable=False),  # pending | sent | dead
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", Float, nullable=True),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_notification_attempts_outbox", "outbox_id"),
 )

@@ -8,12 +8,16 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
 from watchkeeper.errors import QueryError, WatchkeeperError
 from watchkeeper.web.state import AppState
 
 __all__ = ["create_app", "require_token"]
+
+# answered in Prometheus's error envelope: {"status": "error", "errorType": ..., "error": ...}
+_PROMETHEUS_PATHS = ("/api/v1/query", "/api/v1/series", "/api/v1/label")
 
 
 def require_token(request: Request) -> str:
@@ -36,7 +40,7 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.exception_handler(WatchkeeperError)
     async def _wk_error(request: Request, exc: WatchkeeperError) -> JSONResponse:
-        if request.url.path.startswith(("/api/v1/query", "/api/v1/series", "/api/v1/label")):
+        if request.url.path.startswith(_PROMETHEUS_PATHS):
             kind = getattr(exc, "error_type", "bad_data") if isinstance(exc, QueryError) else (
                 "bad_data" if exc.http_status < 500 else "internal")
             return JSONResponse({"status": "error", "errorType": kind, "error": exc.message},
@@ -51,10 +55,21 @@ def create_app(state: AppState) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        if request.url.path.startswith(("/api/v1/query", "/api/v1/series")):
+        if request.url.path.startswith(_PROMETHEUS_PATHS):
             return JSONResponse({"status": "error", "errorType": "bad_data",
                                  "error": "; ".join(problems)}, status_code=400)
         return JSONResponse({"error": "invalid request", "issues": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 401, 404 (no such route), 405: the same body shape as every other error
+        headers = getattr(exc, "headers", None)
+        if request.url.path.startswith(_PROMETHEUS_PATHS):
+            kind = "bad_data" if exc.status_code < 500 else "internal"
+            return JSONResponse({"status": "error", "errorType": kind, "error": str(exc.detail)},
+                                status_code=exc.status_code, headers=headers)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=headers)
 
     from watchkeeper.web.api import admin, checks, metrics, prom
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from watchkeeper import __version__
+from watchkeeper.errors import InputError
 from watchkeeper.web.state import AppState
 
 router = APIRouter(tags=["server"])
@@ -48,5 +49,7 @@ async def events(request: Request, kind: str | None = None,
 async def reload(request: Request) -> dict[str, Any]:
     """Re-read the config; an invalid one is refused (422, with its errors) and the old one stays."""
     state: AppState = request.app.state.wk
-    assert state.reload is not None
+    if state.reload is None:
+        raise InputError("this server cannot reload: it was started without a reload hook",
+                         hint="restart it to apply a new config")
     return await state.reload("api")
