@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
@@ -24,7 +24,7 @@ from watchkeeper.monitor.statemachine import CheckStatus, advance
 from watchkeeper.scheduler import Scheduler
 from watchkeeper.store.models import check_results, check_status
 
-__all__ = ["MonitorService", "load_statuses", "check_history"]
+__all__ = ["MonitorService", "check_history", "load_statuses"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,17 @@ def check_history(engine: Engine, name: str, *, limit: int = 100, since: float |
     return [{"ts": r.ts, "state": State(r.state).name, "state_type": r.state_type,
              "attempt": r.attempt, "summary": r.summary, "details": r.details,
              "duration_seconds": r.duration} for r in rows]
+
+
+@dataclass
+class _Batch:
+    """What one flush writes; :meth:`MonitorService._write` empties each part once stored."""
+
+    results: list[dict[str, Any]]
+    statuses: list[CheckStatus]
+    samples: list[Sample]
+    events: list[tuple[str, str, dict[str, Any]]]
+    written_samples: int = 0
 
 
 class MonitorService:
@@ -96,7 +107,11 @@ class MonitorService:
                 continue
             self.configs[name] = cfg
             self.checks[name] = cfg.build()
-            self.statuses.setdefault(name, CheckStatus(name=name, type=cfg.type, since=self.clock.time()))
+            old = self.statuses.get(name)
+            if old is None or old.type != cfg.type:
+                # a check of another type under an old name is a new check: its states,
+                # attempts and flapping history say nothing about this one
+                self.statuses[name] = CheckStatus(name=name, type=cfg.type, since=self.clock.time())
             jitter = cfg.jitter if cfg.jitter is not None else min(cfg.interval * 0.1, 5.0)
             self.scheduler.add(f"check:{name}", cfg.interval, self._job(name), jitter=jitter)
         host = config.collectors.host
@@ -163,47 +178,62 @@ class MonitorService:
         self._samples.extend(Sample(s.name, s.labels, s.value, s.timestamp or now) for s in samples)
 
     # -- writing -------------------------------------------------------------------------
-    def _write(self, results: list[dict[str, Any]], statuses: Sequence[CheckStatus],
-               samples: list[Sample], events: list[tuple[str, str, dict[str, Any]]]) -> None:
-        if results or statuses:
+    @staticmethod
+    def _status_row(s: CheckStatus) -> dict[str, Any]:
+        return {"check": s.name, "type": s.type, "state": int(s.state),
+                "state_type": s.state_type, "hard_state": int(s.hard_state),
+                "attempt": s.attempt, "since": s.since, "last_run": s.last_run,
+                "summary": s.summary, "duration": s.duration, "flapping": s.flapping,
+                "recent": "".join(str(x) for x in s.recent)}
+
+    def _write(self, batch: _Batch) -> None:
+        """Write ``batch`` part by part, emptying each part once it is stored, so that
+        after a failure the batch holds exactly what is still unwritten."""
+        if batch.results or batch.statuses:
             with self.engine.begin() as conn:
-                if results:
-                    conn.execute(insert(check_results), results)
-                if statuses:
-                    names = [s.name for s in statuses]
+                if batch.results:
+                    conn.execute(insert(check_results), batch.results)
+                if batch.statuses:
+                    names = [s.name for s in batch.statuses]
                     conn.execute(delete(check_status).where(check_status.c.check.in_(names)))
-                    conn.execute(insert(check_status), [{
-                        "check": s.name, "type": s.type, "state": int(s.state),
-                        "state_type": s.state_type, "hard_state": int(s.hard_state),
-                        "attempt": s.attempt, "since": s.since, "last_run": s.last_run,
-                        "summary": s.summary, "duration": s.duration, "flapping": s.flapping,
-                        "recent": "".join(str(x) for x in s.recent)} for s in statuses])
-        if samples:
-            self.tsdb.append(samples, default_timestamp=self.clock.time())
-        for kind, subject, data in events:
+                    conn.execute(insert(check_status), [self._status_row(s) for s in batch.statuses])
+            batch.results, batch.statuses = [], []
+        if batch.samples:
+            self.tsdb.append(batch.samples, default_timestamp=self.clock.time())
+            batch.written_samples, batch.samples = len(batch.samples), []
+        while batch.events:
+            kind, subject, data = batch.events[0]
             self.eventlog.append(kind, subject, data)
+            batch.events.pop(0)
 
     async def flush(self) -> None:
-        """Write everything queued; safe to call at any time, and last on shutdown."""
+        """Write everything queued; safe to call at any time, and last on shutdown.
+
+        Results and states, samples and events are written in that order, each
+        part once. When a part fails, it and the parts after it stay queued (ahead
+        of what was queued meanwhile) for the next flush, and the error is raised;
+        the parts already written are not written again.
+        """
         async with self._flush_lock:
-            results, self._results = self._results, []
-            statuses, self._status_rows = list(self._status_rows.values()), {}
-            samples, self._samples = self._samples, []
-            events, self._events = self._events, []
-            if not (results or statuses or samples or events):
+            batch = _Batch(self._results, list(self._status_rows.values()), self._samples,
+                           self._events)
+            self._results, self._status_rows, self._samples, self._events = [], {}, [], []
+            if not (batch.results or batch.statuses or batch.samples or batch.events):
                 return
             try:
-                await asyncio.to_thread(self._write, results, statuses, samples, events)
+                await asyncio.to_thread(self._write, batch)
             except Exception:
-                # keep what could not be written, to try again on the next flush
-                self._results[:0] = results
-                for s in statuses:
-                    self._status_rows.setdefault(s.name, s)
-                self._samples[:0] = samples
-                self._events[:0] = events
+                # keep what could not be written, to try again on the next flush (on
+                # cancellation the thread still finishes the batch: nothing to keep)
+                self._results[:0] = batch.results
+                for s in batch.statuses:
+                    self._status_rows.setdefault(s.name, s)  # a newer status wins
+                self._samples[:0] = batch.samples
+                self._events[:0] = batch.events
                 raise
+            finally:
+                self.counters["samples_written"] += batch.written_samples
             self.counters["flushes"] += 1
-            self.counters["samples_written"] += len(samples)
 
     def prune_results(self, older_than: float) -> int:
         """Delete check results older than ``older_than`` (Unix seconds); returns how many."""
