@@ -210,7 +210,7 @@ def bench_prometheus(root: Path, data: list[tuple[dict[str, str], list[float], l
     config = root / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
     port = _free_port()
-    log = open(root / "prometheus.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(root / "prometheus.log", "wb")
     proc = subprocess.Popen([prom, f"--config.file={config}", f"--storage.tsdb.path={tsdb_dir}",
                              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
                             stdout=log, stderr=subprocess.STDOUT)

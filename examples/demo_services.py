@@ -80,7 +80,7 @@ class TCPHandler(socketserver.BaseRequestHandler):
 
 
 def make_certs(directory: Path, ca_file: Path) -> tuple[Path, Path]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "watchkeeper demo CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
@@ -108,7 +108,7 @@ def make_certs(directory: Path, ca_file: Path) -> tuple[Path, Path]:
 
 
 class Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = b'{"status": "ok"}\n'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

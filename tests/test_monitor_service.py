@@ -427,3 +427,48 @@ async def test_scheduler_runs_a_file_check_every_second(tmp_path: Path) -> None:
         assert load_statuses(engine)["heartbeat"].summary.startswith(f"{target}: 4 B, modified ")
     finally:
         engine.dispose()
+
+
+class _AlwaysCritical(CheckConfig):
+    """A check that fails at once without threads, so the fake clock's autojump stays exact."""
+
+    type: str = "always-critical"
+
+    def build(self) -> Any:
+        class Run:
+            async def run(self, ctx: Any) -> CheckResult:
+                return CheckResult(State.CRITICAL, "down")
+
+        return Run()
+
+
+async def test_soft_state_is_rechecked_at_the_retry_interval(tmp_path: Path) -> None:
+    """A failing check (max_attempts 3) reruns every retry_interval until hard, then every interval."""
+    clock = FakeClock(T0, autojump=True)
+    stack = make_stack(tmp_path / "data", clock)
+    try:
+        mon, sched = stack.monitor, stack.scheduler
+        cfg = _AlwaysCritical(name="down", interval=60, max_attempts=3, retry_interval=5)
+        mon.configs["down"] = cfg
+        mon.checks["down"] = cfg.build()
+        sched.add("check:down", cfg.interval, mon._job("down"))
+        runs: list[tuple[float, str, int]] = []
+        original = mon.record
+
+        def spy(c: Any, result: Any) -> Any:
+            status = original(c, result)
+            runs.append((clock.monotonic(), status.state_type, status.attempt))
+            return status
+
+        mon.record = spy  # type: ignore[method-assign]
+        runner = asyncio.create_task(sched.run())
+        await clock.sleep(200.0)
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        # first run at 0 (soft 1), retries at 5 (soft 2) and 10 (hard), then the 60 s interval
+        # resumes from the last retry: 70, 130, 190
+        assert runs == [(0.0, "SOFT", 1), (5.0, "SOFT", 2), (10.0, "HARD", 3),
+                        (70.0, "HARD", 1), (130.0, "HARD", 1), (190.0, "HARD", 1)]
+    finally:
+        stack.engine.dispose()

@@ -119,7 +119,7 @@ class NotFoundError(UserError):
     http_status = 404
 
 
-class EnvironmentError_(WatchkeeperError):  # noqa: N801 - the builtin name is taken
+class EnvironmentError_(WatchkeeperError):
     """Something outside watchkeeper is not right: a database, a host, a server."""
 
     exit_code = 3

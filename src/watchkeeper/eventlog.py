@@ -9,11 +9,11 @@ sequence number and hash are also written to an anchor file in the data dir
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
 import threading
-import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -67,10 +67,9 @@ class Server:
 
     def __post_init__(self) -> None:
         from watchkeeper.eventlog import EventLog
-        from watchkeeper.query.engine import QueryEngine
         from watchkeeper.scheduler import Scheduler
         from watchkeeper.store.engine import open_engine
-        from watchkeeper.store.tsdb import RetentionPolicy, TSDB
+        from watchkeeper.store.tsdb import TSDB, RetentionPolicy
 
         cfg = self.loaded.config
         self.engine = open_engine(cfg.storage.url, self.data_dir)
@@ -82,6 +81,7 @@ class Server:
         self.scheduler = Scheduler(clock=self.clock, max_concurrent=cfg.server.max_concurrent_checks)
         self.token = read_or_create_token(self.data_dir, cfg.server.token)
         self._stop = asyncio.Event()
+        self._hup = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self.http_client: Any = None
         self.monitor: Any = None
@@ -92,7 +92,6 @@ class Server:
         import uvicorn
 
         from watchkeeper.monitor.checks.http import shared_client
-
         from watchkeeper.monitor.service import MonitorService
         from watchkeeper.query.engine import QueryEngine
         from watchkeeper.web.app import create_app
@@ -131,11 +130,12 @@ class Server:
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
                             self.data_dir)
+                reloader = tg.create_task(self._reload_loop(), name="reload")
                 stop = tg.create_task(self._stop.wait(), name="stop")
-                done, _ = await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
-                sched.cancel()
+                await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (sched, reloader, stop):
+                    task.cancel()
                 self.uvicorn.should_exit = True
-                stop.cancel()
         finally:
             self._remove_signals(loop)
             await self.shutdown()
@@ -147,13 +147,15 @@ class Server:
             await asyncio.sleep(0.02)
 
     async def shutdown(self) -> None:
-        """Flush everything queued, record the stop, close connections."""
-        if self.monitor is not None:
-            await self.monitor.flush()
-        self.eventlog.append("server.stopped", "server", {})
-        if self.http_client is not None:
-            await self.http_client.aclose()
-        self.engine.dispose()
+        """Flush everything queued, record the stop, close connections (even if a flush fails)."""
+        try:
+            if self.monitor is not None:
+                await self.monitor.flush()
+            self.eventlog.append("server.stopped", "server", {})
+        finally:
+            if self.http_client is not None:
+                await self.http_client.aclose()
+            self.engine.dispose()
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,16 +163,20 @@ class Server:
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_signal()))
+        loop.add_signal_handler(signal.SIGHUP, self._hup.set)
 
     def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
-    async def _reload_signal(self) -> None:
-        result = await self.reload("SIGHUP")
-        if result.get("status") != "reloaded":
-            log.error("reload refused:\n%s", "\n".join(result.get("errors", [])))
+    async def _reload_loop(self) -> None:
+        """Reload on each SIGHUP; the signal handler only sets an event this task owns."""
+        while True:
+            await self._hup.wait()
+            self._hup.clear()
+            result = await self.reload("SIGHUP")
+            if result.get("status") != "reloaded":
+                log.error("reload refused:\n%s", "\n".join(result.get("errors", [])))
 
     def _add_store_jobs(self, cfg: Any) -> None:
         async def compact() -> None:

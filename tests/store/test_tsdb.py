@@ -218,7 +218,7 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
         try:
             for k in range(50):
                 db.append_rows([("c", {"w": str(w), "s": str(i)}, T0 + k * 15, float(k)) for i in range(20)])
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     def reader() -> None:
@@ -227,7 +227,7 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
                 for s in db.select([Matcher.make("__name__", "=", "c")], T0, T0 + HOUR):
                     assert s.timestamps == sorted(set(s.timestamps))
                 db.compact(T0 + 5 * HOUR)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)] + [threading.Thread(target=reader)]

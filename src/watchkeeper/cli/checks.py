@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli.common import ConfigOpt, JsonOpt, ServerOpt, http_get, load, print_json, server_url
+from watchkeeper.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    ServerOpt,
+    http_get,
+    load,
+    print_json,
+    server_url,
+)
 
 
 async def _run_all(configs: list[Any], concurrency: int) -> list[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -36,7 +36,7 @@ def list_(ctx: typer.Context, config: ConfigOpt = None, data_dir: DataDirOpt = N
         print_json([e.to_dict() for e in entries])
         return
     for e in entries:
-        when = datetime.fromtimestamp(e.ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.fromtimestamp(e.ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
         detail = " ".join(f"{k}={v}" for k, v in e.data.items())
         typer.echo(f"{e.seq:>6}  {when}  {e.kind:<24} {e.subject:<24} {e.actor:<12} {detail}")
 

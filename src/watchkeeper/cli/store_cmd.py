@@ -7,8 +7,16 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli.common import (ConfigOpt, DataDirOpt, JsonOpt, ServerOpt, http_get, open_store,
-                                    parse_when, print_json)
+from watchkeeper.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    ServerOpt,
+    http_get,
+    open_store,
+    parse_when,
+    print_json,
+)
 
 
 def query(expr: Annotated[str, typer.Argument(help="Series selector, e.g. node_load1{instance=\"a\"}.")],

@@ -97,7 +97,7 @@ def check_union() -> Any:
     models = tuple(check_types().values())
     if len(models) == 1:
         return models[0]
-    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+    return Annotated[Union[models], Field(discriminator="type")]
 
 
 def _make_config_model() -> type[StrictModel]:

@@ -140,7 +140,10 @@ class MonitorService:
     async def run_check(self, name: str) -> CheckResult:
         cfg = self.configs[name]
         result = await execute(cfg, self.checks.get(name), resources=self.resources)
-        self.record(cfg, result)
+        status = self.record(cfg, result)
+        if status.state_type == "SOFT" and cfg.retry_interval is not None:
+            # confirm a soft problem sooner than the normal interval would
+            self.scheduler.reschedule(f"check:{name}", cfg.retry_interval)
         return result
 
     def record(self, cfg: CheckConfig, result: CheckResult) -> CheckStatus:

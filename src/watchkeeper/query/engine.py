@@ -46,7 +46,7 @@ def format_value(value: float) -> str:
     (``'e'``: ``1e+21``, ``1.5e-07``); NaN and infinities are ``NaN``,
     ``+Inf``, ``-Inf``. Python's ``repr`` picks the same shortest digits.
     """
-    if value != value:  # noqa: PLR0124 - NaN test
+    if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):
         return "+Inf" if value > 0 else "-Inf"

@@ -326,7 +326,7 @@ class TSDB:
                             new_keys.append(key)
                         v = float(value)
                         ms = round(ts * 1000)
-                        add((ms // SLOT_MS, sid, ms, v if v == v else None))  # noqa: PLR0124 - NaN test
+                        add((ms // SLOT_MS, sid, ms, v if v == v else None))
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -390,7 +390,7 @@ class TSDB:
                         v = float(value)
                         ms = round(ts * 1000)
                         params.append({"slot": ms // SLOT_MS, "series_id": sid, "ts": ms,
-                                       "value": v if v == v else None})  # noqa: PLR0124
+                                       "value": v if v == v else None})
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -422,7 +422,8 @@ class TSDB:
             query = query.where(series.c.name == name)
         cache = self._labels
         out = []
-        for sid, sname, text in conn.execute(query):
+        for row in conn.execute(query):
+            sid, sname, text = int(row[0]), str(row[1]), str(row[2])
             labels = cache.get(sid)
             if labels is None:
                 labels = {"__name__": sname, **json.loads(text)}
@@ -714,14 +715,15 @@ class TSDB:
             tiers = {name: {"chunks": 0, "samples": 0, "bytes": 0} for name in TIER_NAMES.values()}
             query = (select(chunks.c.tier, func.count(), func.sum(chunks.c.count),
                             func.sum(func.length(chunks.c.data))).group_by(chunks.c.tier))
-            for tier, n, count, size in conn.execute(query):
+            for row in conn.execute(query):
+                tier, n, count, size = int(row[0]), row[1], row[2], row[3]
                 tiers[TIER_NAMES.get(tier, str(tier))] = {"chunks": int(n), "samples": int(count or 0),
                                                           "bytes": int(size or 0)}
             db_bytes = None
             if self._dialect == "sqlite":
-                pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
-                size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
-                db_bytes = int(pages) * int(size)
+                pages: int = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+                page_size: int = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+                db_bytes = int(pages) * int(page_size)
         return {"series": int(n_series), "head_samples": int(head), "tiers": tiers,
                 "database_bytes": db_bytes}
 
@@ -862,7 +864,8 @@ class TSDB:
                 if not meta:
                     return handled
                 groups: dict[tuple[int, int], list[int]] = {}
-                for cid, sid, end in meta:
+                for row in meta:
+                    cid, sid, end = int(row[0]), int(row[1]), int(row[2])
                     groups.setdefault((sid, window_end(end, window)), []).append(cid)
                 if len(meta) == self._batch_chunks:
                     last = next(reversed(groups))
@@ -878,9 +881,9 @@ class TSDB:
                 ids = sorted(cid for group in groups.values() for cid in group)
                 blobs: dict[int, bytes] = {}
                 for part in _batched(ids):
-                    for cid, data in conn.execute(
+                    for row in conn.execute(
                             select(chunks.c.id, chunks.c.data).where(chunks.c.id.in_(part))):
-                        blobs[cid] = data
+                        blobs[int(row[0])] = bytes(row[1])
                 new_chunks = []
                 for (sid, _), group in groups.items():
                     agg = self._aggregate(src, [blobs[cid] for cid in sorted(group)], bucket)
@@ -913,7 +916,7 @@ class TSDB:
         while True:
             with self._write_lock, self._errors(f"expire {TIER_NAMES[tier]} chunks"), \
                     self.engine.begin() as conn:
-                ids = list(conn.execute(
+                ids: list[int] = list(conn.execute(
                     select(chunks.c.id).where(chunks.c.tier == tier, chunks.c.end_ts <= older_than_ms)
                     .limit(self._batch_chunks * 4)).scalars())
                 if not ids:

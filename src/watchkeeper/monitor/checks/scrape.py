@@ -99,7 +99,7 @@ class ScrapeCheck:
         client: httpx.AsyncClient | None = ctx.resources.get("http_client")
         own = client is None
         if client is None:
-            client = httpx.AsyncClient(verify=self.config.verify_tls)
+            client = httpx.AsyncClient(verify=self.config.verify_tls, trust_env=False)
         start = time.perf_counter()
         try:
             outcome = await self._fetch(client, ctx.timeout)

@@ -69,7 +69,7 @@ class MountProber:
             for i, path in enumerate(job.paths):
                 try:
                     result: Any = statvfs(path)
-                except Exception as exc:  # noqa: BLE001 - reported per mount
+                except Exception as exc:
                     result = exc
                 with job.cond:
                     job.index = i + 1
