@@ -35,6 +35,9 @@ class ServerConfig(StrictModel):
     listen: str = "127.0.0.1:8470"
     token: str | None = Field(None, min_length=16, description="API token for mutating endpoints")
     max_concurrent_checks: int = Field(100, ge=1, le=10000)
+    evaluation_interval: duration_at_least(1.0) = 60.0  # type: ignore[valid-type]
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    external_url: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -110,6 +113,7 @@ def _make_config_model() -> type[StrictModel]:
         server: ServerConfig = ServerConfig()
         storage: StorageConfig = StorageConfig()
         collectors: CollectorsConfig = CollectorsConfig()
+        rules: list[str] = Field(default_factory=list)
         if TYPE_CHECKING:
             checks: list[CheckConfig]
         else:

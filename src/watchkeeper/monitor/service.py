@@ -90,6 +90,8 @@ class MonitorService:
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._flush_lock = asyncio.Lock()
         self.collector: Any = None
+        # called after each result is folded in; alerting subscribes (check ``alert:`` blocks)
+        self.on_result: Callable[[CheckConfig, CheckStatus, CheckResult], None] | None = None
         self.counters = {"checks_run": 0, "samples_written": 0, "flushes": 0}
 
     # -- configuration -------------------------------------------------------------------
@@ -170,6 +172,11 @@ class MonitorService:
             self._events.append(("check.flapping_started", cfg.name, {"summary": result.summary}))
         if tr.flapping_stopped:
             self._events.append(("check.flapping_stopped", cfg.name, {}))
+        if self.on_result is not None:
+            try:
+                self.on_result(cfg, new, result)
+            except Exception:  # alerting trouble must not stop monitoring
+                log.exception("alerting hook failed for check %s", cfg.name)
         return new
 
     async def collect_host(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -12,7 +12,7 @@ from watchkeeper.units import format_duration, parse_duration
 if TYPE_CHECKING:
     from watchkeeper.monitor.model import Check
 
-__all__ = ["CheckConfig", "FlappingConfig"]
+__all__ = ["CheckAlertConfig", "CheckConfig", "FlappingConfig"]
 
 
 class FlappingConfig(StrictModel):
@@ -27,6 +27,23 @@ class FlappingConfig(StrictModel):
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must not be above high ({self.high:g})")
         return self
+
+
+class CheckAlertConfig(StrictModel):
+    """``alert:`` on a check: raise an alert when it fails ``after`` times in a row.
+
+    The alert is named ``alertname`` (default ``CheckFailing``) and carries the
+    labels ``check``, ``type``, ``severity`` and the check's own labels; it
+    resolves on the first result that is not failing. ``on`` names the states
+    that count as failing.
+    """
+
+    after: int = Field(1, ge=1, le=21)
+    alertname: str = Field("CheckFailing", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    severity: str = "critical"
+    on: tuple[Literal["WARNING", "CRITICAL", "UNKNOWN"], ...] = ("CRITICAL", "UNKNOWN")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class CheckConfig(StrictModel):
@@ -48,6 +65,7 @@ class CheckConfig(StrictModel):
     flapping: FlappingConfig = FlappingConfig()
     labels: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    alert: CheckAlertConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

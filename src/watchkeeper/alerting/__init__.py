@@ -1,0 +1,1 @@
+"""Alerting: rules, alert state, silences, inhibition, routing and receivers."""

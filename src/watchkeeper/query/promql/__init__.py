@@ -1,0 +1,1 @@
+"""PromQL: parse an expression, then evaluate it over the store."""
