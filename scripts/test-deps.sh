@@ -10,6 +10,7 @@ have_file /usr/bin/prometheus-blackbox-exporter || need+=(prometheus-blackbox-ex
 command -v dnsmasq >/dev/null 2>&1 || have_file /usr/sbin/dnsmasq || need+=(dnsmasq-base)
 command -v ping >/dev/null 2>&1               || need+=(iputils-ping)
 command -v promtool >/dev/null 2>&1           || need+=(prometheus)
+have_file /usr/bin/prometheus-alertmanager     || need+=(prometheus-alertmanager)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
