@@ -185,3 +185,19 @@ def test_whole_selector_round_trips() -> None:
         '{__name__="http_requests_total", code=~"5..", path!="/healthz", method="GET"}'
     )
     assert parse_selector(rebuilt) == ms
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("(?i)web", "WEB-1", False),
+        ("(?i)web.*", "WEB-1", True),
+        ("[[:alpha:]]+", "abc", True),
+        ("[[:digit:]]+", "12a", False),
+        ("[^[:space:]]+", "a b", False),
+        ("a|b", "ab", False),
+        ("x\\z", "x", True),
+    ],
+)
+def test_regexes_follow_re2_as_prometheus_reads_them(pattern: str, value: str, expected: bool) -> None:
+    assert Matcher.make("job", "=~", pattern).matches(value) is expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import glob
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,9 @@ def _issue_for(err: Any, located: Located, model: Any) -> ConfigIssue:
             and not isinstance(err["input"], (dict, list)):
         msg = f"{err['input']!r}: {msg}"
     # an error raised by a model validator that names its own path
-    if kind == "value_error" and ": " in msg and msg.split(": ", 1)[0].startswith(("checks[",)):
-        sub, msg = msg.split(": ", 1)
+    own = _OWN_PATH.match(msg) if kind == "value_error" else None
+    if own:
+        sub, msg = own.group(1), own.group(2)
         full = path + ("." if path else "") + sub if path else sub
         file, line = located.where(_parse_path(full))
         return ConfigIssue(file, line, full, msg)
@@ -184,6 +186,10 @@ def _yaml_kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     return f"the text {str(value)!r}"
+
+
+# "route.routes[1].receiver: unknown receiver ..." — a validator naming the path below its model
+_OWN_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (.*)$", re.DOTALL)
 
 
 def _parse_path(text: str) -> Path_:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import Field, field_validator, model_validator
 
 from watchkeeper.config.types import Duration, StrictModel, duration_at_least
+from watchkeeper.alerting.config import AlertingConfig
 from watchkeeper.monitor.checks import CheckConfig, check_types
 from watchkeeper.units import format_duration
 
@@ -114,6 +115,7 @@ def _make_config_model() -> type[StrictModel]:
         storage: StorageConfig = StorageConfig()
         collectors: CollectorsConfig = CollectorsConfig()
         rules: list[str] = Field(default_factory=list)
+        alerting: AlertingConfig | None = None
         if TYPE_CHECKING:
             checks: list[CheckConfig]
         else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from watchkeeper.errors import QueryError
 
-__all__ = ["Matcher", "parse_selector", "matches_all"]
+__all__ = ["Matcher", "go_regex", "matches_all", "parse_selector"]
 
 _OPS = ("=~", "!~", "!=", "=")
 _NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -31,7 +31,7 @@ class Matcher:
         regex = None
         if op in ("=~", "!~"):
             try:
-                regex = re.compile(f"(?:{value})\\Z", re.DOTALL)
+                regex = re.compile(go_regex(value), re.DOTALL)
             except re.error as exc:
                 raise QueryError(f"invalid regular expression {value!r} for label {name}: {exc}") from None
         return cls(name, op, value, regex)
@@ -48,6 +48,30 @@ class Matcher:
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
+
+
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": r"\s", "xdigit": "0-9A-Fa-f", "word": r"\w", "punct": r"!-/:-@\[-`{-~",
+    "blank": r" \t", "cntrl": r"\x00-\x1f\x7f", "print": r" -~", "graph": r"!-~", "ascii": r"\x00-\x7f",
+}
+_LEADING_FLAGS = re.compile(r"^\(\?([imsU]+)\)")
+
+
+def go_regex(value: str) -> str:
+    """Translate an RE2 (Go) pattern, as Prometheus and Alertmanager read it, to an anchored
+    Python pattern: leading ``(?i)`` flags stay in front, ``[[:alpha:]]`` classes are expanded,
+    and the whole pattern must match (``^(?:...)$``)."""
+    flags = ""
+    m = _LEADING_FLAGS.match(value)
+    if m:
+        flags = "".join(f for f in m.group(1) if f in "ims")
+        value = value[m.end():]
+    value = re.sub(r"\[:(\^?)([a-z]+):\]",
+                   lambda mm: (("^" if mm.group(1) else "") + _POSIX_CLASSES[mm.group(2)])
+                   if mm.group(2) in _POSIX_CLASSES else mm.group(0), value)
+    value = value.replace(r"\z", r"\Z")
+    return (f"(?{flags})" if flags else "") + f"(?:{value})\\Z"
 
 
 def matches_all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
