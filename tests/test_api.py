@@ -320,11 +320,10 @@ def test_range_query_exactly_11000_points_is_allowed(api: Env) -> None:
     ("/api/v1/query", {"query": "api_gauge", "time": "2023-11-14T22:08:20"},
      'invalid parameter "time": cannot parse "2023-11-14T22:08:20" to a valid timestamp'),
     ("/api/v1/query", {"query": "api_gauge{"},
-     ("invalid parameter \"query\": expected a label name or '}' at column 11 in selector "
-     "'api_gauge{', found end of input")),
+     'invalid parameter "query": unexpected end of input inside braces at column 11'),
     ("/api/v1/query", {"query": 'api_gauge{job=~"("}'},
      ('invalid parameter "query": invalid regular expression \'(\' for label job: '
-     "missing ), unterminated subpattern at position 0")),
+     "missing ), unterminated subpattern at position 0 at column 16")),
     ("/api/v1/query_range", {"query": "api_gauge"},
      'invalid parameter "start": cannot parse "" to a valid timestamp'),
     ("/api/v1/query_range", {"query": "api_gauge", "start": "0"},
@@ -355,7 +354,7 @@ def test_range_query_exactly_11000_points_is_allowed(api: Env) -> None:
     ("/api/v1/query_range", {"start": "0", "end": "10", "step": "1"},
      'invalid parameter "query": no expression found in input'),
     ("/api/v1/query_range", {"query": "api_gauge}", "start": "0", "end": "10", "step": "1"},
-     "invalid parameter \"query\": unexpected '}' at column 10 in selector 'api_gauge}'"),
+     "invalid parameter \"query\": unexpected right brace '}' at column 10"),
     ("/api/v1/series", {}, "no match[] parameter provided"),
     ("/api/v1/series", {"match[]": "up{"},
      ("invalid parameter \"match[]\": expected a label name or '}' at column 4 in selector 'up{', "
@@ -665,11 +664,11 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def test_invalid_utf8_in_form_and_query_string_is_bad_data(api: Env) -> None:
     message = _prom_error(api.http.post("/api/v1/query", content=b"query=\xff\xfe", headers=FORM))
-    assert message == "invalid parameter \"query\": unexpected '\ufffd' at column 1 in selector '\ufffd\ufffd'"
+    assert message == "invalid parameter \"query\": unexpected character '\ufffd' at column 1"
     message = _prom_error(api.http.post("/api/v1/query", content=b"query=%ff", headers=FORM))
-    assert message == "invalid parameter \"query\": unexpected '\ufffd' at column 1 in selector '\ufffd'"
+    assert message == "invalid parameter \"query\": unexpected character '\ufffd' at column 1"
     message = _prom_error(api.http.get("/api/v1/query?query=%ff%fe"))
-    assert message == "invalid parameter \"query\": unexpected '\ufffd' at column 1 in selector '\ufffd\ufffd'"
+    assert message == "invalid parameter \"query\": unexpected character '\ufffd' at column 1"
     assert _prom_error(api.http.get("/api/v1/series?match%5B%5D=%ff")).startswith(
         'invalid parameter "match[]": ')
     assert _prom_error(api.http.get("/api/v1/label/%ff/values")) == 'invalid label name: "\ufffd"'
@@ -689,13 +688,11 @@ def test_json_where_a_form_is_expected_carries_no_parameters(api: Env) -> None:
 def test_huge_requests_are_refused_cleanly(api: Env) -> None:
     # a 60 kB request line reaches the app (uvicorn's h11 takes it) and is refused there
     r = api.http.get("/api/v1/query", params={"query": "a" * 60_000 + "{"})
-    assert _prom_error(r).startswith("invalid parameter \"query\": expected a label name or '}' "
-                                     "at column 60002 in selector 'aaaa")
+    assert _prom_error(r) == "invalid parameter \"query\": unexpected end of input inside braces at column 60002"
     # a 2 MB query in a form body reaches the query parser, which refuses it
     selector = "api_gauge{" + ",".join(f'l{i}="{i}"' for i in range(100_000)) + "!}"
     r = api.http.post("/api/v1/query", data={"query": selector})
-    assert _prom_error(r).startswith("invalid parameter \"query\": expected ',' or '}' at column "
-                                     "1477790 in selector 'api_gauge{l0=\"0\",")
+    assert _prom_error(r) == "invalid parameter \"query\": unexpected character after '!' at column 1477790"
     # an 11 MiB form body is more than Prometheus (Go's ParseForm) accepts as well
     r = api.http.post("/api/v1/query", content=b"query=" + b"x" * (11 * 1024 * 1024), headers=FORM)
     assert _prom_error(r) == "error parsing form values: the request body is larger than 10 MiB"

@@ -85,12 +85,15 @@ class Server:
         self._reload_lock = asyncio.Lock()
         self.http_client: Any = None
         self.monitor: Any = None
+        self.alerting: Any = None
+        self.app_state: Any = None
         self.uvicorn: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
         import uvicorn
 
+        from watchkeeper.alerting.service import AlertingService
         from watchkeeper.monitor.checks.http import shared_client
         from watchkeeper.monitor.service import MonitorService
         from watchkeeper.query.engine import QueryEngine
@@ -103,6 +106,10 @@ class Server:
         self.monitor = MonitorService(self.engine, self.tsdb, self.eventlog, self.scheduler,
                                       clock=self.clock, resources={"http_client": self.http_client})
         self.monitor.apply(cfg)
+        self.alerting = AlertingService(self.engine, self.tsdb, self.eventlog, self.clock,
+                                        http_client=self.http_client)
+        self._report_rule_issues(self.alerting.apply(cfg, self._base_dir()), "server")
+        self.monitor.on_result = self.alerting.check_alerter.on_result
         self.scheduler.add("store:flush", 1.0, self.monitor.flush, limited=False)
         self._add_store_jobs(cfg)
         host, port = parse_listen(self.listen or cfg.server.listen)
@@ -111,7 +118,11 @@ class Server:
                          query=QueryEngine(self.tsdb), clock=self.clock, token=self.token,
                          monitor=self.monitor, scheduler=self.scheduler, reload=self.reload,
                          started=self.clock.time(),
-                         config_path=str(self.loaded.path) if self.loaded.path else None)
+                         config_path=str(self.loaded.path) if self.loaded.path else None,
+                         alerts=self.alerting.store, silences=self.alerting.silences,
+                         muter=self.alerting.muter, alert_receivers=self.alerting.receivers_for,
+                         rules=self.alerting.rules)
+        self.app_state = state
         app = create_app(state)
         ucfg = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                               lifespan="off")
@@ -128,12 +139,13 @@ class Server:
                 await self._wait_started(web)
                 # checks start once the API answers, so checks of watchkeeper itself pass
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
+                alerting = tg.create_task(self.alerting.run(), name="alerting")
                 log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
                             self.data_dir)
                 reloader = tg.create_task(self._reload_loop(), name="reload")
                 stop = tg.create_task(self._stop.wait(), name="stop")
                 await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (sched, reloader, stop):
+                for task in (sched, alerting, reloader, stop):
                     task.cancel()
                 self.uvicorn.should_exit = True
         finally:
@@ -210,9 +222,26 @@ class Server:
             self.loaded = new
             self.monitor.apply(new.config)
             self._add_store_jobs(new.config)
+            rule_issues = self.alerting.apply(new.config, self._base_dir())
+            self.app_state.muter = self.alerting.muter
+            self._report_rule_issues(rule_issues, actor)
             self.eventlog.append("config.reloaded", str(new.path),
-                                 {"checks": len(self.monitor.configs)}, actor=actor)
-            return {"status": "reloaded", "checks": sorted(self.monitor.configs)}
+                                 {"checks": len(self.monitor.configs),
+                                  "rule_groups": len(self.alerting.rules.groups)}, actor=actor)
+            out: dict[str, Any] = {"status": "reloaded", "checks": sorted(self.monitor.configs),
+                                   "rule_groups": len(self.alerting.rules.groups)}
+            if rule_issues:
+                out["rule_errors"] = [str(i) for i in rule_issues]
+            return out
+
+    def _base_dir(self) -> Path:
+        """Rule file globs are relative to the config file's folder."""
+        return self.loaded.path.parent if self.loaded.path else Path.cwd()
+
+    def _report_rule_issues(self, issues: list[Any], actor: str) -> None:
+        if issues:
+            self.eventlog.append("rules.load_failed", "rules", {"errors": [str(i) for i in issues]},
+                                 actor=actor)
 
 
 def _bind(host: str, port: int) -> socket.socket:

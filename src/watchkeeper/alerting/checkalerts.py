@@ -49,9 +49,3 @@ class CheckAlerter:
             alerts.append(ActiveAlert(labels=labels, annotations=annotations,
                                       value=float(int(result.state))))
         self.store.sync_rule(check_rule_name(cfg.name), alerts, self.clock.time(), for_=0.0)
-
-    def forget(self, names: set[str]) -> None:
-        """Resolve the alerts of checks that were removed or lost their ``alert:`` block."""
-        now = self.clock.time()
-        for name in names:
-            self.store.sync_rule(check_rule_name(name), [], now, for_=0.0)

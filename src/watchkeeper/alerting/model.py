@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["Alert", "AlertState", "fingerprint", "format_time"]
 
 
-class AlertState(str, Enum):
+class AlertState(StrEnum):
     PENDING = "pending"  # active, waiting out its ``for``
     FIRING = "firing"
     RESOLVED = "resolved"  # was firing (or pending) and is no longer active

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from watchkeeper.cli import checks as _checks
-from watchkeeper.cli import config_cmd, log_cmd, store_cmd
+from watchkeeper.cli import alerts_cmd, config_cmd, log_cmd, rules_cmd, store_cmd
 from watchkeeper.cli.common import ConfigOpt, DataDirOpt
 
 app = typer.Typer(name="watchkeeper", no_args_is_help=True, add_completion=False,
@@ -32,6 +32,10 @@ app.command("query")(store_cmd.query)
 app.command("import")(store_cmd.import_)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(log_cmd.app, name="log")
+app.command("alerts")(alerts_cmd.alerts)
+app.command("ack")(alerts_cmd.ack)
+app.add_typer(alerts_cmd.silence_app, name="silence")
+app.add_typer(rules_cmd.app, name="rules")
 
 
 @app.command()

@@ -1,11 +1,14 @@
-"""Evaluate queries over the store and shape the answers as Prometheus's HTTP API does.
+"""Evaluate PromQL over the store and shape the answers as Prometheus's HTTP API does.
 
-For now an expression is a series selector; PromQL grows on top of this.
-An instant query at ``t`` takes, per series, the newest sample in
-``(t - lookback, t]`` (Prometheus's 5-minute lookback); a range query does the
-same at every step ``start, start + step, ... <= end``. Times are handled in
-integer milliseconds, as Prometheus does: ``start``, ``end`` and ``step`` are
-rounded to the millisecond first.
+Expressions are full PromQL (:mod:`watchkeeper.query.promql`). A plain series
+selector (no offset, no ``@``) keeps a fast path: an instant query at ``t``
+takes, per series, the newest sample in ``(t - lookback, t]`` (Prometheus's
+5-minute lookback), reading only the newest head sample; a range query does the
+same at every step ``start, start + step, ... <= end``. Everything else goes
+through the step-wise :class:`~watchkeeper.query.promql.evaluator.Evaluator`.
+Times are handled in integer milliseconds, as Prometheus does: ``start``,
+``end`` and ``step`` are rounded to the millisecond first. Scalar and string
+results render as Prometheus's (``{"resultType":"scalar","result":[t,"v"]}``).
 
 Each query comes in two shapes: :meth:`QueryEngine.range` / :meth:`~QueryEngine.instant`
 return the ``data`` object as Python lists and dicts; ``range_json`` /
@@ -28,7 +31,11 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.errors import QueryError
-from watchkeeper.query.selector import parse_selector
+from watchkeeper.query.promql.ast import Expr, ParenExpr, VectorSelector
+from watchkeeper.query.promql.evaluator import Evaluator, RangeValue, range_rows
+from watchkeeper.query.promql.parser import parse
+from watchkeeper.query.promql.values import Block, label_key
+from watchkeeper.query.selector import Matcher, parse_selector
 
 __all__ = ["LOOKBACK", "MAX_POINTS", "QueryEngine", "format_timestamp", "format_value"]
 
@@ -120,6 +127,7 @@ class QueryEngine:
     _metric_json: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict, repr=False)
     # sort keys by the identity of the store's cached label dicts (kept alive here with them)
     _orders: dict[int, tuple[dict[str, str], list[tuple[str, str]]]] = field(default_factory=dict, repr=False)
+    _evaluator: Evaluator | None = field(default=None, repr=False)
 
     def _order(self, labels: dict[str, str]) -> list[tuple[str, str]]:
         hit = self._orders.get(id(labels))
@@ -139,10 +147,26 @@ class QueryEngine:
                 self._metric_json[k] = text
         return text
 
+    def evaluator(self) -> Evaluator:
+        """The PromQL evaluator over this engine's store (same lookback)."""
+        ev = self._evaluator
+        if ev is None:
+            ev = self._evaluator = Evaluator(self.tsdb, lookback=self.lookback)
+        return ev
+
+    @staticmethod
+    def _plain(expr: str) -> tuple[Expr, list[Matcher] | None]:
+        """The parsed expression, and its matchers when it is a plain selector (the fast path)."""
+        node = parse(expr)
+        inner = node
+        while isinstance(inner, ParenExpr):
+            inner = inner.expr
+        if isinstance(inner, VectorSelector) and inner.offset == 0 and inner.at is None:
+            return node, list(inner.matchers)
+        return node, None
+
     # -- instant queries ------------------------------------------------------------------
-    def _instant(self, expr: str, t: float) -> tuple[int, list[tuple[list[tuple[str, str]], dict[str, str], float]]]:
-        matchers = parse_selector(expr)
-        t_ms = round(t * 1000)
+    def _instant_selector(self, matchers: list[Matcher], t_ms: int) -> list[tuple[list[tuple[str, str]], dict[str, str], float]]:
         lookback_ms = round(self.lookback * 1000)
         found = []
         for s in self.tsdb.select_columns(matchers, (t_ms - lookback_ms) / 1000, t_ms / 1000, newest=True):
@@ -150,29 +174,76 @@ class QueryEngine:
             if last > t_ms - lookback_ms:
                 found.append((self._order(s.labels), s.labels, float(s.values[-1])))
         found.sort(key=lambda r: r[0])
-        return t_ms, found
+        return found
+
+    def _instant(self, expr: str, t: float) -> tuple[int, str, Any]:
+        """(t_ms, result type, payload): payload is a list of (order key, labels, value) for a
+        vector, a float for a scalar, a str for a string, a list of (labels, ms, values) for a matrix."""
+        t_ms = round(t * 1000)
+        node, matchers = self._plain(expr)
+        if matchers is not None:
+            return t_ms, "vector", self._instant_selector(matchers, t_ms)
+        value = self.evaluator().evaluate(node, t_ms, t_ms, 1).value
+        if isinstance(value, str):
+            return t_ms, "string", value
+        if isinstance(value, np.ndarray):
+            return t_ms, "scalar", float(value[0])
+        if isinstance(value, RangeValue):
+            rows = []
+            for labels, ms, vals in value.series:
+                lo, hi = value.bounds(ms)
+                if hi[0] > lo[0]:
+                    rows.append((labels, ms[lo[0]:hi[0]], vals[lo[0]:hi[0]]))
+            rows.sort(key=lambda r: label_key(r[0]))
+            return t_ms, "matrix", rows
+        assert isinstance(value, Block)
+        return t_ms, "vector", [(None, value.labels[i], float(value.values[i, 0]))
+                                for i in np.flatnonzero(value.present[:, 0]).tolist()]
 
     def instant(self, expr: str, t: float) -> dict[str, Any]:
         """The ``data`` object of ``/api/v1/query`` as Python objects."""
-        t_ms, found = self._instant(expr, t)
+        t_ms, kind, found = self._instant(expr, t)
         ts = _timestamp_number(t_ms)
+        if kind == "scalar":
+            return {"resultType": "scalar", "result": [ts, format_value(found)]}
+        if kind == "string":
+            return {"resultType": "string", "result": [ts, found]}
+        if kind == "matrix":
+            return {"resultType": "matrix", "result": [
+                {"metric": dict(labels), "values": [[_timestamp_number(m), v] for m, v in
+                                                    zip(ms.tolist(), format_values(vals), strict=True)]}
+                for labels, ms, vals in found]}
         return {"resultType": "vector",
                 "result": [{"metric": dict(labels), "value": [ts, format_value(v)]} for _, labels, v in found]}
 
     def instant_json(self, expr: str, t: float) -> bytes:
         """The ``data`` object of ``/api/v1/query`` as JSON text (UTF-8)."""
-        t_ms, found = self._instant(expr, t)
+        t_ms, kind, found = self._instant(expr, t)
+        if kind == "scalar":
+            return f'{{"resultType":"scalar","result":[{format_timestamp(t_ms)},"{format_value(found)}"]}}'.encode()
+        if kind == "string":
+            text = json.dumps(found, ensure_ascii=False)
+            return f'{{"resultType":"string","result":[{format_timestamp(t_ms)},{text}]}}'.encode()
+        if kind == "matrix":
+            out = []
+            for labels, ms, vals in found:
+                points = ",".join(f'[{format_timestamp(m)},"{v}"]'
+                                  for m, v in zip(ms.tolist(), format_values(vals), strict=True))
+                out.append('{"metric":' + self._metric(_series_order(labels), labels) + ',"values":[' + points + "]}")
+            return ('{"resultType":"matrix","result":[' + ",".join(out) + "]}").encode()
         if not found:
             return b'{"resultType":"vector","result":[]}'
         middle = f',"value":[{format_timestamp(t_ms)},"'
         texts = format_values(np.fromiter((r[2] for r in found), dtype=np.float64, count=len(found)))
-        parts = ['{"metric":' + self._metric(key, labels) + middle + v + '"]}'
+        parts = ['{"metric":' + self._metric(key if key is not None else _series_order(labels), labels)
+                 + middle + v + '"]}'
                  for (key, labels, _), v in zip(found, texts, strict=True)]
         return ('{"resultType":"vector","result":[' + ",".join(parts) + "]}").encode()
 
     # -- range queries --------------------------------------------------------------------
     def _range(self, expr: str, start: float, end: float,
-               step: float) -> tuple[np.ndarray, list[tuple[list[tuple[str, str]], dict[str, str], np.ndarray, np.ndarray]]]:
+               step: float) -> tuple[np.ndarray, list[tuple[list[tuple[str, str]] | None, dict[str, str],
+                                                             np.ndarray, np.ndarray]]]:
         if not step > 0:
             raise QueryError("zero or negative query resolution step widths are not accepted. "
                              "Try a positive integer")
@@ -181,19 +252,22 @@ class QueryEngine:
         if (end - start) / step > MAX_POINTS:
             raise QueryError("exceeded maximum resolution of 11,000 points per timeseries. "
                              "Try decreasing the query resolution (?step=XX)")
-        matchers = parse_selector(expr)
+        node, matchers = self._plain(expr)
         start_ms, end_ms, step_ms = round(start * 1000), round(end * 1000), round(step * 1000)
         if step_ms < 1:
             raise QueryError("zero or negative query resolution step widths are not accepted. "
                              "Try a positive integer")
+        if matchers is None:
+            res = self.evaluator().evaluate(node, start_ms, end_ms, step_ms)
+            return res.steps, [(None, labels, which, values) for labels, which, values in range_rows(res)]
         lookback_ms = round(self.lookback * 1000)
         steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-        found = []
+        found: list[tuple[list[tuple[str, str]] | None, dict[str, str], np.ndarray, np.ndarray]] = []
         for s in self.tsdb.select_columns(matchers, (start_ms - lookback_ms) / 1000, end_ms / 1000):
             which, values = s.at_steps(steps, lookback_ms)
             if len(which):
                 found.append((self._order(s.labels), s.labels, which, values))
-        found.sort(key=lambda r: r[0])
+        found.sort(key=lambda r: r[0] or [])
         return steps, found
 
     def range(self, expr: str, start: float, end: float, step: float) -> dict[str, Any]:
@@ -221,6 +295,7 @@ class QueryEngine:
             parts[0::2] = before if len(which) == len(before) else list(map(before.__getitem__, which.tolist()))
             parts[1::2] = texts
             parts[0] = parts[0][3:]
+            key = key if key is not None else _series_order(labels)
             out.append('{"metric":' + self._metric(key, labels) + ',"values":[' + "".join(parts) + '"]]}')
         return ('{"resultType":"matrix","result":[' + ",".join(out) + "]}").encode()
 

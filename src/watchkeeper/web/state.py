@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,3 +29,16 @@ class AppState:
     started: float = 0.0
     config_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # alerting (web/api/alerts.py): AlertStore, Silences, AlertMuter
+    alerts: Any = None
+    silences: Any = None
+    muter: Any = None
+    # receiver names an alert's labels route to (for Alertmanager's ``receivers`` field)
+    alert_receivers: Callable[[Mapping[str, str]], list[str]] | None = None
+    # POST /api/v2/alerts: a token for senders besides the API token, and whether
+    # requests from loopback need none; endsAt for alerts posted without one
+    alert_intake_token: str | None = None
+    alert_intake_loopback: bool = False
+    alert_resolve_timeout: float = 300.0
+    # the rule evaluator (GET /api/v1/rules)
+    rules: Any = None

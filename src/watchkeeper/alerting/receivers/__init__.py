@@ -8,7 +8,7 @@ and the delivery service runs one worker for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,7 @@ def integrations(receiver: ReceiverConfig) -> list[Integration]:
     return out
 
 
-class ReceiverSet:
+class ReceiverSet(Mapping[str, Receiver]):
     """The receivers of a config by integration key; ``aclose()`` closes their clients."""
 
     def __init__(self, receivers: dict[str, Receiver]) -> None:
@@ -80,9 +80,6 @@ class ReceiverSet:
 
     def __len__(self) -> int:
         return len(self._receivers)
-
-    def items(self) -> list[tuple[str, Receiver]]:
-        return list(self._receivers.items())
 
     async def aclose(self) -> None:
         for r in self._receivers.values():
