@@ -510,7 +510,8 @@ def test_reload_refuses_a_bad_config_with_its_issues_then_applies_a_good_one(fre
     r = api.http.post("/api/v1/reload", headers=BEARER)
     assert r.status_code == 200
     assert r.json() == {"status": "reloaded",
-                        "checks": ["extra", "gone", "missing", "present", "self-scrape"]}
+                        "checks": ["extra", "gone", "missing", "present", "self-scrape"],
+                        "rule_groups": 0}
     names = [c["name"] for c in api.http.get("/api/v1/checks").json()["checks"]]
     assert names == ["extra", "gone", "missing", "present", "self-scrape"]
     # an unchanged check keeps its state through the reload
@@ -520,7 +521,7 @@ def test_reload_refuses_a_bad_config_with_its_issues_then_applies_a_good_one(fre
         "store:compact", "store:retention"}
     events = api.http.get("/api/v1/events", params={"kind": "config."}).json()["events"]
     assert [e["kind"] for e in events] == ["config.reload_refused", "config.reloaded"]
-    assert events[1]["data"] == {"checks": 5}
+    assert events[1]["data"] == {"checks": 5, "rule_groups": 0}
 
 
 # -- /api/v1/status, /events, /healthz -----------------------------------------------------------

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from watchkeeper.cli.common import parse_when
 from watchkeeper.cli.main import app
+from watchkeeper.config.models import ServerConfig
 from watchkeeper.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
@@ -54,7 +55,7 @@ def broken(tmp_path: Path) -> Path:
 
 BROKEN_STDERR = (
     "watchkeeper.yaml:2: server.lisen: unknown key 'lisen'; did you mean 'listen'? "
-    "(allowed: listen, max_concurrent_checks, token)\n"
+    f"(allowed: {', '.join(sorted(ServerConfig.model_fields))})\n"
     'watchkeeper.yaml:7: checks[0].interval: "0s" must be at least 1s\n'
     "2 errors in watchkeeper.yaml\n"
 )

@@ -222,14 +222,18 @@ class Server:
             self.loaded = new
             self.monitor.apply(new.config)
             self._add_store_jobs(new.config)
-            rule_issues = self.alerting.apply(new.config, self._base_dir())
-            self.app_state.muter = self.alerting.muter
-            self._report_rule_issues(rule_issues, actor)
+            rule_issues: list[Any] = []
+            if self.alerting is not None:
+                rule_issues = self.alerting.apply(new.config, self._base_dir())
+                if self.app_state is not None:
+                    self.app_state.muter = self.alerting.muter
+                self._report_rule_issues(rule_issues, actor)
+            groups = len(self.alerting.rules.groups) if self.alerting is not None else 0
             self.eventlog.append("config.reloaded", str(new.path),
-                                 {"checks": len(self.monitor.configs),
-                                  "rule_groups": len(self.alerting.rules.groups)}, actor=actor)
+                                 {"checks": len(self.monitor.configs), "rule_groups": groups},
+                                 actor=actor)
             out: dict[str, Any] = {"status": "reloaded", "checks": sorted(self.monitor.configs),
-                                   "rule_groups": len(self.alerting.rules.groups)}
+                                   "rule_groups": groups}
             if rule_issues:
                 out["rule_errors"] = [str(i) for i in rule_issues]
             return out

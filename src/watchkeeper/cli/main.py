@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import checks as _checks
 from watchkeeper.cli import alerts_cmd, config_cmd, log_cmd, rules_cmd, store_cmd
+from watchkeeper.cli import checks as _checks
 from watchkeeper.cli.common import ConfigOpt, DataDirOpt
 
 app = typer.Typer(name="watchkeeper", no_args_is_help=True, add_completion=False,

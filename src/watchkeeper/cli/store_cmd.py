@@ -71,8 +71,12 @@ def _labels(metric: dict[str, str]) -> str:
 
 
 def _print(data: dict) -> None:  # type: ignore[type-arg]
-    if not data["result"]:
+    if not data["result"] and data["resultType"] in ("vector", "matrix"):
         typer.echo("no data")
+        return
+    if data["resultType"] in ("scalar", "string"):
+        t, v = data["result"]
+        typer.echo(f"{v} @{t}")
         return
     if data["resultType"] == "vector":
         for r in data["result"]:

@@ -132,7 +132,7 @@ def _issue_for(err: Any, located: Located, model: Any) -> ConfigIssue:
     path = format_path(loc)
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1], located.data)
-        allowed = sorted(parent.model_fields) if parent else []
+        allowed = sorted(f.alias or n for n, f in parent.model_fields.items()) if parent else []
         key = str(loc[-1])
         close = difflib.get_close_matches(key, allowed, n=1)
         msg = f"unknown key {key!r}"

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from watchkeeper.config.types import Duration, StrictModel, duration_at_least
 from watchkeeper.alerting.config import AlertingConfig
+from watchkeeper.config.types import Duration, StrictModel, duration_at_least
 from watchkeeper.monitor.checks import CheckConfig, check_types
 from watchkeeper.units import format_duration
 
