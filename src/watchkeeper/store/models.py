@@ -19,7 +19,8 @@ from sqlalchemy import (
 
 __all__ = [
     "alert_history", "alerts", "check_results", "check_status", "chunks", "events", "metadata",
-    "notification_attempts", "notification_log", "outbox", "samples", "series", "silences",
+    "notification_attempts", "notification_log", "outbox", "run_steps", "runs", "samples",
+    "series", "silences",
 ]
 
 metadata = MetaData()
@@ -221,4 +222,52 @@ notification_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Index("ix_notification_attempts_outbox", "outbox_id"),
+)
+
+# -- automation (migration 0004) -----------------------------------------------------------
+
+# Every runbook run (and ad-hoc exec): who started it, how, with which params.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("runbook", String(200), nullable=False),  # name, or "exec" for ad-hoc commands
+    Column("status", String(16), nullable=False),  # pending running awaiting_approval ok failed
+    #                                                 cancelled interrupted rejected
+    Column("trigger", String(16), nullable=False),  # cli api schedule alert
+    Column("started_by", String(200), nullable=False),
+    Column("params", Text, nullable=False),  # JSON, secrets masked
+    Column("targets", Text, nullable=False),  # JSON list of host names
+    Column("check_mode", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("summary", Text, nullable=False, default=""),
+    Column("alert", Text, nullable=True),  # JSON: the alert that triggered it
+    Column("parent", String(36), nullable=True),  # for runbook steps calling runbooks
+    Index("ix_runs_created", "created_at"),
+    Index("ix_runs_status", "status"),
+)
+
+# One row per step per host of a run (and per approval wait).
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("phase", String(16), nullable=False),  # steps verify on_failure
+    Column("step", String(200), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # ok changed failed skipped unreachable timeout
+    #                                                 running awaiting_approval
+    Column("command", Text, nullable=False, default=""),  # masked
+    Column("exit_code", Integer, nullable=True),
+    Column("stdout", Text, nullable=False, default=""),
+    Column("stderr", Text, nullable=False, default=""),
+    Column("changed", Boolean, nullable=False, default=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("detail", Text, nullable=False, default=""),  # diff, approval decision, error
+    Index("ix_run_steps_run", "run_id", "seq"),
 )

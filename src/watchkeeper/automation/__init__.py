@@ -1,0 +1,1 @@
+"""Automation: inventories, executors (local, SSH), runbooks, runs and triggers."""

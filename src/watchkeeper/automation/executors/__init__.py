@@ -1,0 +1,1 @@
+"""Executors: where commands run (local subprocess, SSH)."""
