@@ -69,7 +69,7 @@ def test_config_check_valid_exits_0(tmp_path: Path) -> None:
     proc = run_cli("config", "check", "watchkeeper.yaml", cwd=tmp_path / "cfg")
     assert (proc.returncode, proc.stdout, proc.stderr) == (
         0,
-        "watchkeeper.yaml: valid (3 files, 4 checks)\n",
+        "watchkeeper.yaml: valid (3 files, 4 checks, 0 rules)\n",
         "",
     )
 
@@ -77,7 +77,7 @@ def test_config_check_valid_exits_0(tmp_path: Path) -> None:
 def test_config_check_defaults_to_watchkeeper_yaml_in_the_current_dir(tmp_path: Path) -> None:
     (tmp_path / "watchkeeper.yaml").write_text("checks:\n  - {name: a, type: file, path: /a}\n")
     proc = run_cli("config", "check", cwd=tmp_path)
-    assert (proc.returncode, proc.stdout) == (0, "watchkeeper.yaml: valid (1 file, 1 check)\n")
+    assert (proc.returncode, proc.stdout) == (0, "watchkeeper.yaml: valid (1 file, 1 check, 0 rules)\n")
 
 
 def test_config_check_invalid_exits_2_with_every_error_on_stderr(broken: Path) -> None:
@@ -116,7 +116,7 @@ def test_config_check_in_process(broken: Path, monkeypatch: pytest.MonkeyPatch) 
     assert result.stderr == BROKEN_STDERR
     (broken / "watchkeeper.yaml").write_text("checks: []\n")
     result = CliRunner().invoke(app, ["config", "check", "watchkeeper.yaml"])
-    assert (result.exit_code, result.stdout) == (0, "watchkeeper.yaml: valid (1 file, 0 checks)\n")
+    assert (result.exit_code, result.stdout) == (0, "watchkeeper.yaml: valid (1 file, 0 checks, 0 rules)\n")
 
 
 # -- the entry point: usage errors, help, version -----------------------------------------
@@ -205,3 +205,21 @@ def test_parse_when_defaults_to_the_real_clock() -> None:
     before = time.time()
     assert before - 1 <= parse_when("now") <= time.time() + 1
     assert parse_when("-1h") == pytest.approx(time.time() - 3600, abs=5)
+
+
+def test_config_check_reports_rule_file_errors_with_their_column(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "bad.yaml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m]) +\n")
+    (tmp_path / "rules" / "good.yaml").write_text(
+        "groups:\n  - name: h\n    rules:\n      - record: r:x\n        expr: sum(x)\n")
+    cfg = tmp_path / "watchkeeper.yaml"
+    cfg.write_text('rules: ["rules/*.yaml", "builtin:nope"]\n')
+    proc = subprocess.run([str(WATCHKEEPER), "config", "check", str(cfg)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (f"{tmp_path / 'rules' / 'bad.yaml'}:5: groups[0].rules[0].expr: "
+                        "unexpected end of input at column 14")
+    assert lines[1].startswith("<config>: rules: unknown built-in rule group 'nope'")
+    assert lines[-1] == f"2 errors in the rule files of {cfg}"

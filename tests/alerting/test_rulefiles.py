@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watchkeeper.alerting.builtin import builtin_names, builtin_rules, check_alert_rule
+from watchkeeper.alerting.builtin import builtin_names, builtin_rules
 from watchkeeper.alerting.rulefiles import (
     AlertingRule,
     RecordingRule,
@@ -175,18 +175,3 @@ def test_builtin_rules_load_by_name() -> None:
     assert set(builtin_names()) >= {"host", "filesystem", "memory", "load", "checks", "certificates"}
     with pytest.raises(InputError, match="unknown built-in rule group 'cpu'; use one of "):
         builtin_rules(["cpu"])
-
-
-def test_check_alert_shorthand_becomes_a_rule() -> None:
-    from watchkeeper.monitor.checks.base import CheckAlertConfig
-
-    class Check:
-        name = "web"
-        interval = 30.0
-        alert = CheckAlertConfig(after=3, severity="page", labels={"team": "web"})
-
-    rule = check_alert_rule(Check())
-    assert rule.name == "CheckFailing"
-    assert rule.expr_text == 'watchkeeper_check_up{check="web"} == 0'
-    assert rule.for_ == 60.0  # the third failure in a row, 30 s apart
-    assert rule.labels == {"severity": "page", "team": "web"}

@@ -1,4 +1,4 @@
-"""Built-in rules: host rules that can be switched on by name, and the check shorthand.
+"""Built-in rules: host rules that can be switched on by name.
 
 ``rules: [builtin:host]`` style configs switch on groups of ready-made rules
 over the series watchkeeper's own collectors and checks write (node_exporter
@@ -7,20 +7,18 @@ They are ordinary Prometheus rule groups: :func:`builtin_rules` loads them
 with the same loader as rule files, so ``rules check``/``test``/``backtest``
 treat them like any other.
 
-:func:`check_alert_rule` turns a check's ``alert:`` block into the alerting
-rule it stands for (``watchkeeper_check_up{check="NAME"} == 0`` held for the
-failures asked for), which ``rules backtest`` can replay over history.
+A check's ``alert:`` block needs no rule: alerting/checkalerts.py raises it the
+moment a result comes in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from watchkeeper.alerting.rulefiles import AlertingRule, RuleSet, load_rules_text
+from watchkeeper.alerting.rulefiles import RuleSet, load_rules_text
 from watchkeeper.errors import InputError
 
-__all__ = ["BUILTIN_GROUPS", "builtin_names", "builtin_rules", "check_alert_rule"]
+__all__ = ["BUILTIN_GROUPS", "builtin_names", "builtin_rules"]
 
 BUILTIN_GROUPS: dict[str, str] = {
     "filesystem": """
@@ -133,23 +131,3 @@ def builtin_rules(names: Iterable[str]) -> RuleSet:
             seen.add(part)
             out.extend(load_rules_text(BUILTIN_GROUPS[part], f"<builtin:{part}>"))
     return out
-
-
-def check_alert_rule(check: Any) -> AlertingRule:
-    """The alerting rule a check's ``alert:`` block stands for.
-
-    Fires when ``watchkeeper_check_up`` has been 0 for ``after`` results in a
-    row: ``for`` is ``(after - 1) * interval``. Labels: ``severity`` and the
-    block's labels; the series already carries ``check``, ``type`` and the
-    check's labels. Raises InputError when the check has no ``alert:`` block.
-    """
-    from watchkeeper.query.promql.parser import parse
-
-    spec = getattr(check, "alert", None)
-    if spec is None:
-        raise InputError(f"check {check.name!r} has no alert: block")
-    name = check.name.replace("\\", "\\\\").replace('"', '\\"')
-    expr_text = f'watchkeeper_check_up{{check="{name}"}} == 0'
-    annotations = {"summary": f"check {check.name} is failing", **spec.annotations}
-    return AlertingRule(spec.alertname, parse(expr_text), expr_text, (spec.after - 1) * check.interval, 0.0,
-                        {"severity": spec.severity, **spec.labels}, annotations, "<checks>", None, "checks")

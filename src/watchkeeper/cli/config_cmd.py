@@ -25,5 +25,16 @@ def check(path: Annotated[str, typer.Argument(help="Path to watchkeeper.yaml.")]
         typer.echo(f"{n} error{'s' if n != 1 else ''} in {path}", err=True)
         raise typer.Exit(2) from None
     cfg = loaded.config
+    from watchkeeper.alerting.service import load_rules
+
+    ruleset = load_rules(list(cfg.rules), loaded.path.parent if loaded.path else None)
+    if ruleset.issues:
+        for issue in ruleset.issues:
+            typer.echo(str(issue), err=True)
+        n = len(ruleset.issues)
+        typer.echo(f"{n} error{'s' if n != 1 else ''} in the rule files of {path}", err=True)
+        raise typer.Exit(2)
+    n_rules = len(ruleset.rules)
     typer.echo(f"{path}: valid ({len(loaded.files)} file{'s' if len(loaded.files) != 1 else ''}, "
-               f"{len(cfg.checks)} check{'s' if len(cfg.checks) != 1 else ''})")
+               f"{len(cfg.checks)} check{'s' if len(cfg.checks) != 1 else ''}, "
+               f"{n_rules} rule{'s' if n_rules != 1 else ''})")
