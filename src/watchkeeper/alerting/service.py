@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,6 +31,7 @@ __all__ = ["AlertingService", "load_rules"]
 log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
+REMEDIATION_PREFIX = "remediation/"
 HISTORY_KEEP = 90 * 86400.0
 RESOLVED_KEEP = 7 * 86400.0
 
@@ -76,10 +78,18 @@ class AlertingService:
         self.rules = RuleEvaluator(self.evaluator, tsdb, self.store, clock)
         self.check_alerter = CheckAlerter(self.store, clock)
         self._restart = asyncio.Event()
+        # called (from any thread) whenever an alert starts firing or resolves:
+        # automation's alert triggers subscribe here
+        self.listeners: list[Callable[[], None]] = []
 
     def _changed(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # a listener's trouble must not stop alerting
+                log.exception("alert listener failed")
 
     # -- configuration ---------------------------------------------------------------------
     def apply(self, config: Any, base_dir: Path | None) -> list[ConfigIssue]:
@@ -99,7 +109,10 @@ class AlertingService:
         self.store.retire_rules(
             {self.rules.runner.rule_id(r) for g in groups for r in g.rules
              if isinstance(r, AlertingRule)}
-            | {check_rule_name(c.name) for c in config.checks if c.alert},
+            | {check_rule_name(c.name) for c in config.checks if c.alert}
+            # escalations of failed remediations (automation's alert triggers)
+            | {f"{REMEDIATION_PREFIX}{t.name}" for t in getattr(config, "triggers", [])
+               if t.alert is not None},
             self.clock.time())
         self.config = config.alerting
         inhibitor = Inhibitor(self.config.inhibit_rules if self.config else [])

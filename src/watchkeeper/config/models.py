@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import Field, field_validator, model_validator
 
 from watchkeeper.alerting.config import AlertingConfig
+from watchkeeper.automation.config import SSHConfig, TriggerConfig, validate_triggers
 from watchkeeper.config.types import Duration, StrictModel, duration_at_least
 from watchkeeper.monitor.checks import CheckConfig, check_types
 from watchkeeper.units import format_duration
@@ -116,6 +117,12 @@ def _make_config_model() -> type[StrictModel]:
         collectors: CollectorsConfig = CollectorsConfig()
         rules: list[str] = Field(default_factory=list)
         alerting: AlertingConfig | None = None
+        # automation: inventories, inline hosts, SSH settings, the runbook directory, triggers
+        inventory: list[str] = Field(default_factory=list)
+        hosts: dict[str, Any] = Field(default_factory=dict)
+        ssh: SSHConfig = SSHConfig()
+        runbooks: str | None = None
+        triggers: list[TriggerConfig] = Field(default_factory=list)
         if TYPE_CHECKING:
             checks: list[CheckConfig]
         else:
@@ -129,7 +136,13 @@ def _make_config_model() -> type[StrictModel]:
                     raise ValueError(f"checks[{i}].name: duplicate check name {check.name!r} "
                                      f"(also checks[{seen[check.name]}])")
                 seen[check.name] = i
+            validate_triggers(self.triggers)
             return self
+
+        @field_validator("inventory", mode="before")
+        @classmethod
+        def _one_inventory(cls, value: Any) -> Any:
+            return [value] if isinstance(value, str) else value
 
         def check(self, name: str) -> CheckConfig:
             for c in self.checks:
