@@ -723,3 +723,35 @@ def test_odd_requests_never_give_500(api: Env, method: str, path: str, status: i
     body = r.json()
     if status >= 400:
         assert body.get("error"), body
+
+
+# -- what Grafana and operators ask besides queries -------------------------------------------
+def test_buildinfo_and_metadata_answer_as_prometheus(api: Env) -> None:
+    info = api.http.get("/api/v1/status/buildinfo").json()
+    assert info["status"] == "success" and info["data"]["application"] == "watchkeeper"
+    meta = api.http.get("/api/v1/metadata", params={"metric": "api_frac"}).json()
+    assert meta == {"status": "success",
+                    "data": {"api_frac": [{"type": "unknown", "help": "", "unit": ""}]}}
+    assert len(api.http.get("/api/v1/metadata", params={"limit": "2"}).json()["data"]) == 2
+
+
+def test_notifications_list_the_outbox_with_attempts(api: Env) -> None:
+    from sqlalchemy import insert
+
+    from watchkeeper.store.models import notification_attempts, outbox
+
+    with api.server.engine.begin() as conn:
+        oid = conn.execute(insert(outbox).values(
+            receiver="ops", integration="webhook[0]", group_key='{}:{alertname="A"}',
+            payload='{"status": "firing", "alerts": [{}, {}]}', created_at=T0, next_attempt_at=T0,
+            attempts=1, status="pending", last_error="HTTP 500")).inserted_primary_key[0]
+        conn.execute(insert(notification_attempts).values(
+            outbox_id=oid, ts=T0, ok=False, duration=0.01, status_code=500, error="HTTP 500"))
+    items = api.http.get("/api/v1/notifications", params={"status": "pending"}).json()["notifications"]
+    mine = [i for i in items if i["id"] == oid][0]
+    assert (mine["receiver"], mine["alert_status"], mine["alerts"], mine["last_error"]) == (
+        "ops", "firing", 2, "HTTP 500")
+    assert mine["attempts"] == [{"ts": T0, "ok": False, "duration_seconds": 0.01,
+                                 "status_code": 500, "error": "HTTP 500"}]
+    bad = api.http.get("/api/v1/notifications", params={"status": "lost"})
+    assert bad.status_code == 400 and "is not one of pending, sent, dead" in bad.json()["error"]

@@ -172,3 +172,25 @@ async def label_values(name: str, request: Request) -> dict[str, Any]:
     p = await _params(request)
     matchers = _matchers(p) or None
     return _ok(sorted(await asyncio.to_thread(state.tsdb.label_values, name, matchers)))
+
+
+@router.get("/status/buildinfo")
+async def buildinfo() -> dict[str, Any]:
+    """As Prometheus answers, so clients such as Grafana can tell what they talk to."""
+    from watchkeeper import __version__
+
+    return _ok({"version": "2.42.0", "revision": "watchkeeper-" + __version__, "branch": "",
+                "buildUser": "", "buildDate": "", "goVersion": "", "application": "watchkeeper"})
+
+
+@router.get("/metadata")
+async def metadata(request: Request, metric: str | None = None,
+                   limit: int | None = None) -> dict[str, Any]:
+    """Metric metadata, as far as the store knows it: every metric name, type unknown."""
+    state: AppState = request.app.state.wk
+    names = await asyncio.to_thread(state.tsdb.label_values, "__name__")
+    if metric is not None:
+        names = [n for n in names if n == metric]
+    if limit is not None and limit >= 0:
+        names = names[:limit]
+    return _ok({n: [{"type": "unknown", "help": "", "unit": ""}] for n in names})
