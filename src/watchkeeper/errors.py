@@ -14,7 +14,9 @@ what the user caused apart from what the environment caused and from bugs::
     │   ├── StorageError              the database cannot be opened, migrated or written
     │   ├── ServerUnreachableError    ``--server`` does not answer
     │   ├── ListenError               the HTTP address cannot be bound (in use, not ours)
-    │   └── CheckExecutionError       a check could not run at all (not: it ran and failed)
+    │   ├── CheckExecutionError       a check could not run at all (not: it ran and failed)
+    │   └── HostUnreachableError      a managed host cannot be reached or logged in to
+    │       └── HostKeyError          its SSH host key is unknown or changed (how to accept it)
     └── IntegrityError                (exit 1) the event log was edited or entries are missing
 
 Each class carries its ``exit_code`` and ``http_status``; the CLI and the API
@@ -37,6 +39,8 @@ __all__ = [
     "ServerUnreachableError",
     "ListenError",
     "CheckExecutionError",
+    "HostUnreachableError",
+    "HostKeyError",
     "IntegrityError",
 ]
 
@@ -140,6 +144,22 @@ class ListenError(EnvironmentError_):
 
 class CheckExecutionError(EnvironmentError_):
     """A check could not be run at all (a missing plugin, a bad executable)."""
+
+
+class HostUnreachableError(EnvironmentError_):
+    """A managed host cannot be reached or logged in to (refused, timed out, auth failed)."""
+
+    def __init__(self, host: str, message: str, *, hint: str | None = None) -> None:
+        self.host = host
+        super().__init__(message, hint=hint)
+
+
+class HostKeyError(HostUnreachableError):
+    """A host's SSH key is not in known_hosts (``kind="unknown"``) or differs (``"changed"``)."""
+
+    def __init__(self, host: str, message: str, *, kind: str, hint: str | None = None) -> None:
+        self.kind = kind
+        super().__init__(host, message, hint=hint)
 
 
 class IntegrityError(WatchkeeperError):

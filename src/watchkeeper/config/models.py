@@ -136,7 +136,7 @@ def _make_config_model() -> type[StrictModel]:
                     raise ValueError(f"checks[{i}].name: duplicate check name {check.name!r} "
                                      f"(also checks[{seen[check.name]}])")
                 seen[check.name] = i
-            validate_triggers(self.triggers)
+            validate_triggers(self.triggers, {c.name for c in self.checks})
             return self
 
         @field_validator("inventory", mode="before")
