@@ -1,0 +1,184 @@
+"""Ad-hoc fan-out, cold: ``watchkeeper exec`` vs ``ansible -m raw`` vs ``pyinfra exec``.
+
+Starts N real sshd (default 50 and 100) on 127.0.0.10.. (one address and port each,
+tests/automation/sshd.py), then in one run times ``true`` on every host with:
+
+* ``watchkeeper exec all -- true`` (the real CLI as a subprocess, cold: new process,
+  new connections);
+* ``ansible all -m raw -a true --forks N`` (ansible-core, OpenSSH client; a fresh
+  ControlPath dir so no master connection is reused);
+* ``pyinfra INV exec -- true`` with ``--parallel N``;
+* a bare asyncssh loop in a subprocess (the floor: connect + run, nothing else).
+
+Each is run ROUNDS times; wall time is the median, CPU (user+sys of the process tree)
+and peak memory (sum of RSS over the process tree, sampled every 20 ms) are of the
+median run. Host keys are checked by all four (a generated known_hosts file).
+Loopback only; every sshd is stopped by PID.
+
+    .venv/bin/python benchmarks/exec.py [--hosts 50 100] [--rounds 1]
+
+Needs the ``bench`` extra (ansible-core, pyinfra) and Debian openssh-server/-client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.automation.sshd import SSHDFactory, SSHDFleet  # noqa: E402
+
+BIN = Path(sys.executable).parent
+# Until cli/main.py registers `exec`, run main() with it added (same process shape).
+SHIM = """
+from watchkeeper.cli import main as m
+if "exec" not in [c.name for c in m.app.registered_commands]:
+    from watchkeeper.cli.exec_cmd import exec_
+    m.app.command("exec")(exec_)
+m.main()
+"""
+
+BARE = """
+import asyncio, sys, asyncssh
+hosts = [l.split() for l in open(sys.argv[1]).read().splitlines()]
+async def one(addr, port, user, key, known):
+    async with asyncssh.connect(addr, int(port), username=user, client_keys=[key],
+                                known_hosts=known) as c:
+        r = await c.run("true")
+        return r.exit_status
+async def main():
+    rs = await asyncio.gather(*[one(*h) for h in hosts])
+    assert all(r == 0 for r in rs), rs
+asyncio.run(main())
+"""
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [ps, *ps.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}):\n{out.decode()[-2000:]}\n"
+                         f"{err.decode()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "mem": peak / 2**20}
+
+
+def write_inventories(fleet: SSHDFleet, d: Path) -> dict[str, Path]:
+    key, kh = fleet.client_key, fleet.known_hosts
+    ini = ["[all]"] + [f"{h.name} ansible_host={h.address} ansible_port={h.port} "
+                       f"ansible_user={h.user} ansible_ssh_private_key_file={key}"
+                       for h in fleet.hosts]
+    (d / "hosts.ini").write_text("\n".join(ini) + "\n")
+    (d / "ansible.cfg").write_text(
+        "[defaults]\nhost_key_checking = True\ninterpreter_python = auto_silent\n"
+        "[ssh_connection]\n"
+        f"ssh_common_args = -o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes\n")
+    py = ["hosts = ["] + [
+        f"    ({h.address!r}, {{'ssh_port': {h.port}, 'ssh_user': {h.user!r}, "
+        f"'ssh_key': {str(key)!r}, 'ssh_known_hosts_file': {str(kh)!r}, "
+        "'ssh_strict_host_key_checking': 'yes'}),"
+        for h in fleet.hosts] + ["]"]
+    (d / "pyinfra_inv.py").write_text("\n".join(py) + "\n")
+    (d / "bare.txt").write_text("\n".join(f"{h.address} {h.port} {h.user} {key} {kh}"
+                                          for h in fleet.hosts) + "\n")
+    return {"ini": d / "hosts.ini", "py": d / "pyinfra_inv.py", "bare": d / "bare.txt"}
+
+
+def run_size(factory: SSHDFactory, n: int, rounds: int) -> None:
+    fleet = factory.start(n, prefix="b")
+    work = Path(tempfile.mkdtemp(prefix="wk-bench-exec-"))
+    try:
+        inv = write_inventories(fleet, work)
+        env = {**os.environ, "NO_COLOR": "1", "ANSIBLE_CONFIG": str(work / "ansible.cfg")}
+        tools = {
+            "watchkeeper": [sys.executable, "-c", SHIM, "exec", "all", "-i", str(inv["ini"]),
+                            "--known-hosts", str(fleet.known_hosts), "--forks", str(n), "--json",
+                            "--", "true"],
+            "ansible": [str(BIN / "ansible"), "all", "-m", "raw", "-a", "true", "--forks",
+                        str(n), "-i", str(inv["ini"])],
+            "pyinfra": [str(BIN / "pyinfra"), str(inv["py"]), "exec", "--parallel", str(n),
+                        "-y", "--", "true"],
+            "asyncssh floor": [sys.executable, "-c", BARE, str(inv["bare"])],
+        }
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in tools}
+        for _ in range(rounds):
+            for name, argv in tools.items():
+                cp = work / "cp"
+                shutil.rmtree(cp, ignore_errors=True)
+                cp.mkdir()
+                results[name].append(measure(argv, {**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp)},
+                                             work))
+        med: dict[str, dict[str, float]] = {}
+        for name, runs in results.items():
+            runs.sort(key=lambda r: r["wall"])
+            med[name] = runs[len(runs) // 2]
+        print(f"\n{n} hosts (sshd on 127.0.0.10..), `true` on each, median of {rounds}, cold:")
+        print(f"  {'tool':<16}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}")
+        for name, m in med.items():
+            print(f"  {name:<16}{m['wall']:>9.2f}{m['cpu']:>9.2f}{m['mem']:>10.0f}")
+        wk = med["watchkeeper"]
+        for other in ("ansible", "pyinfra"):
+            o = med[other]
+            print(f"  {other}/watchkeeper: wall {o['wall'] / wk['wall']:.1f}x, "
+                  f"cpu {o['cpu'] / max(wk['cpu'], 1e-9):.1f}x, mem {o['mem'] / wk['mem']:.1f}x")
+        print(f"  watchkeeper/floor wall: {wk['wall'] / med['asyncssh floor']['wall']:.2f}x; "
+              f"spread (min..max wall): " + ", ".join(
+                  f"{k} {min(r['wall'] for r in v):.2f}..{max(r['wall'] for r in v):.2f}"
+                  for k, v in results.items()))
+    finally:
+        fleet.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hosts", type=int, nargs="+", default=[50, 100])
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args()
+    for tool in ("ansible", "pyinfra", "watchkeeper"):
+        if not (BIN / tool).exists():
+            raise SystemExit(f"{BIN / tool} missing: pip install -e '.[bench]'")
+    factory = SSHDFactory.create()
+    try:
+        for n in args.hosts:
+            run_size(factory, n, args.rounds)
+    finally:
+        factory.close()
+    print(f"\nstatistics: {statistics.__name__} median; goals: ansible/watchkeeper >= 5x, "
+          "pyinfra/watchkeeper > 1x")
+
+
+if __name__ == "__main__":
+    main()
