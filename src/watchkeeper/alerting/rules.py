@@ -218,6 +218,10 @@ class RuleRunner:
         self.status: dict[str, RuleStatus] = {}
         self.group_status: dict[tuple[str, str], GroupStatus] = {}
         self.ids: dict[int, str] = {}
+        # While a group evaluates: the evaluator over a per-evaluation read cache, and the cache.
+        self._ev: Any = None
+        self._cache: Any = None
+        self._windows: dict[tuple[str, str], tuple[RuleGroup, dict[str, int]]] = {}
 
     def set_groups(self, groups: Sequence[RuleGroup]) -> None:
         self.ids = rule_ids(groups)
@@ -225,6 +229,31 @@ class RuleRunner:
         for rid in list(self.status):
             if rid not in keep:
                 del self.status[rid]
+        self._windows.clear()
+
+    def _cached_evaluator(self, group: RuleGroup) -> tuple[Any, Any]:
+        """An evaluator for one evaluation of ``group`` that reads each metric name once
+        (a :class:`~watchkeeper.query.promql.source.ReadCache`), or the plain one when the
+        evaluator cannot be re-pointed at another source."""
+        ev = self.evaluator
+        if not hasattr(ev, "with_source") or getattr(ev, "source", None) is None:
+            return ev, None
+        from watchkeeper.query.promql.source import ReadCache, selector_windows
+
+        known = self._windows.get(group.key)
+        if known is None or known[0] is not group:
+            lookback = getattr(ev, "lookback_ms", 300_000) / 1000
+            known = (group, selector_windows((r.expr for r in group.rules), lookback))
+            self._windows[group.key] = known
+        cache = ReadCache(ev.source, known[1])
+        return ev.with_source(cache), cache
+
+    def _write(self, rows: list[Row]) -> None:
+        """Store rows; what the group's read cache holds of those names is dropped, so the
+        rules after this one see them."""
+        self.write(rows)
+        if self._cache is not None:
+            self._cache.invalidate({r[0] for r in rows})
 
     def rule_id(self, rule: Rule) -> str:
         rid = self.ids.get(id(rule))
@@ -235,6 +264,16 @@ class RuleRunner:
         started = time.perf_counter()
         offset = group.query_offset if group.query_offset is not None else self.query_offset
         qt = t - offset
+        self._ev, self._cache = self._cached_evaluator(group)
+        try:
+            self._evaluate_rules(group, t, qt)
+        finally:
+            self._ev = self._cache = None
+        gs = self.group_status.setdefault(group.key, GroupStatus())
+        gs.last_evaluation = t
+        gs.evaluation_time = time.perf_counter() - started
+
+    def _evaluate_rules(self, group: RuleGroup, t: float, qt: float) -> None:
         for rule in group.rules:
             rid = self.rule_id(rule)
             st = self.status.setdefault(rid, RuleStatus())
@@ -253,12 +292,10 @@ class RuleRunner:
                 log.exception("rule %s failed", rid)
             st.last_evaluation = t
             st.evaluation_time = time.perf_counter() - r0
-        gs = self.group_status.setdefault(group.key, GroupStatus())
-        gs.last_evaluation = t
-        gs.evaluation_time = time.perf_counter() - started
 
     def _query(self, expr: Any, t: float) -> Any:
-        return self.evaluator.instant(expr, t)
+        ev = self._ev if self._ev is not None else self.evaluator
+        return ev.instant(expr, t)
 
     def _recording(self, rule: RecordingRule, group: RuleGroup, t: float) -> None:
         vec = _vector(self._query(rule.expr, t), t)
@@ -276,7 +313,7 @@ class RuleRunner:
             seen.add(key)
             rows.append((rule.record, labels, t, value))
         if rows:
-            self.write(rows)
+            self._write(rows)
 
     def _template_query(self, t: float) -> Callable[[str], list[Any]]:
         from watchkeeper.alerting.templating import QuerySample, TemplateError
@@ -328,7 +365,7 @@ class RuleRunner:
             rows.append(("ALERTS", {**a.labels, "alertstate": a.state.value}, t, 1.0))
             rows.append(("ALERTS_FOR_STATE", dict(a.labels), t, float(a.active_at)))
         if rows:
-            self.write(rows)
+            self._write(rows)
         return current
 
 

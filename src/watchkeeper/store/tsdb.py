@@ -81,6 +81,7 @@ _SQLITE_UPSERT = ("INSERT INTO samples (slot, series_id, ts, value) VALUES (?, ?
                   "ON CONFLICT (slot, series_id, ts) DO UPDATE SET value = excluded.value")
 _SQLITE_NEW_SERIES = "INSERT INTO series (name, labels) VALUES (?, ?) ON CONFLICT (name, labels) DO NOTHING"
 _SQLITE_SERIES_ID = "SELECT id FROM series WHERE name = ? AND labels = ?"
+_MATCH_CACHE_MAX = 4096  # selectors whose matches are remembered while the series index is unchanged
 _EMPTY_MS = np.zeros(0, dtype=np.int64)
 _EMPTY_VALUES = np.zeros(0, dtype=np.float64)
 
@@ -262,6 +263,16 @@ class TSDB:
         self._ids: dict[tuple[str, frozenset[tuple[str, str]]], int] = {}
         # id -> labels with __name__; series rows never change, so this never goes stale.
         self._labels: dict[int, dict[str, str]] = {}
+        # The series index: every series row, by name, in id order, so selecting does not
+        # read the series table each time. It is checked against the table's (max id,
+        # count) on every read: new rows (this process's appends or another's) are read
+        # incrementally; a deletion anywhere changes the count and reloads it whole.
+        self._index_lock = threading.Lock()
+        self._by_name: dict[str, list[int]] = {}
+        self._index_max = 0
+        self._index_count = 0
+        # matchers -> matched (id, labels); valid while the index is unchanged
+        self._match_cache: dict[tuple[Matcher, ...], list[tuple[int, dict[str, str]]]] = {}
 
     # -- errors ---------------------------------------------------------------------------
     @contextmanager
@@ -415,22 +426,63 @@ class TSDB:
             return list(conn.execute(stmt))
         return driver.execute(str(compiled), args).fetchall()  # type: ignore[no-any-return]
 
+    def _refresh_index(self, conn: Connection) -> None:
+        """Bring the series index up to date with the series table (see ``__init__``)."""
+        top, count = conn.execute(select(func.max(series.c.id), func.count()).select_from(series)).one()
+        top, count = int(top or 0), int(count or 0)
+        with self._index_lock:
+            if top == self._index_max and count == self._index_count:
+                return
+            self._match_cache = {}
+            if top > self._index_max and count > self._index_count:
+                # new rows (ids only grow): read just those
+                self._index_rows(conn.execute(
+                    select(series.c.id, series.c.name, series.c.labels)
+                    .where(series.c.id > self._index_max).order_by(series.c.id)).all())
+                if self._index_count == count:
+                    return
+            # rows went away: read it all again
+            rows = conn.execute(select(series.c.id, series.c.name, series.c.labels)
+                                .order_by(series.c.id)).all()
+            self._by_name, self._index_max, self._index_count = {}, 0, 0
+            alive = {int(r[0]) for r in rows}
+            for sid in [sid for sid in self._labels if sid not in alive]:
+                del self._labels[sid]
+            self._index_rows(rows)
+
+    def _index_rows(self, rows: Sequence[Any]) -> None:
+        """Add series rows (id, name, labels) in id order to the index; under the index lock."""
+        cache, by_name = self._labels, self._by_name
+        for row in rows:
+            sid, sname = int(row[0]), str(row[1])
+            if sid <= self._index_max:
+                continue
+            if sid not in cache:
+                cache[sid] = {"__name__": sname, **json.loads(str(row[2]))}
+            by_name.setdefault(sname, []).append(sid)
+            self._index_max = sid
+            self._index_count += 1
+
     def _match(self, conn: Connection, matchers: list[Matcher]) -> list[tuple[int, dict[str, str]]]:
-        name = next((m.value for m in matchers if m.name == "__name__" and m.op == "="), None)
-        query = select(series.c.id, series.c.name, series.c.labels).order_by(series.c.id)
-        if name is not None:
-            query = query.where(series.c.name == name)
-        cache = self._labels
-        out = []
-        for row in conn.execute(query):
-            sid, sname, text = int(row[0]), str(row[1]), str(row[2])
-            labels = cache.get(sid)
-            if labels is None:
-                labels = {"__name__": sname, **json.loads(text)}
-                cache[sid] = labels
-            if matches_all(matchers, labels):
-                out.append((sid, labels))
-        return out
+        """(id, labels) of every series the matchers accept, in id order."""
+        self._refresh_index(conn)
+        key = tuple(matchers)
+        with self._index_lock:
+            hit = self._match_cache.get(key)
+            if hit is not None:
+                return hit
+            name = next((m.value for m in matchers if m.name == "__name__" and m.op == "="), None)
+            if name is not None:
+                ids: Iterable[int] = self._by_name.get(name, ())
+            else:
+                ids = sorted(sid for group in self._by_name.values() for sid in group)
+            cache = self._labels
+            rest = [m for m in matchers if not (m.name == "__name__" and m.op == "=" and m.value == name)]
+            out = [(sid, cache[sid]) for sid in ids if matches_all(rest, cache[sid])]
+            if len(self._match_cache) >= _MATCH_CACHE_MAX:
+                self._match_cache.clear()
+            self._match_cache[key] = out
+            return out
 
     def _chunk_rows(self, conn: Connection, ids: Sequence[int], lo: int, hi: int,
                     tiers: tuple[int, ...], every: bool = False) -> Iterator[Any]:
@@ -619,7 +671,9 @@ class TSDB:
             if not matched:
                 return []
             ids = [sid for sid, _ in matched]
-            every = len(ids) > _IN_BATCH  # then read the whole span; unmatched rows are dropped
+            # Most of all series: read the whole span and drop unmatched rows, rather than
+            # send IN lists (a selector matching few of many series still uses IN lists).
+            every = len(ids) > _IN_BATCH and len(ids) * 2 > self._index_count
             pieces = self._value_pieces(conn, ids, lo, hi, tiers, every, newest)
         out = []
         for sid, labels in matched:

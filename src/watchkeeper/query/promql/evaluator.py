@@ -175,6 +175,13 @@ class Evaluator:
         self._start_ms = 0
         self._end_ms = 0
 
+    def with_source(self, source: Source) -> Evaluator:
+        """An evaluator with the same settings reading from ``source`` (e.g. a
+        :class:`~watchkeeper.query.promql.source.ReadCache` over this one's source)."""
+        return Evaluator(source, lookback=self.lookback_ms / 1000,
+                         default_subquery_step=self.default_subquery_step_ms / 1000,
+                         range_functions=self._range_functions)
+
     # -- public API -------------------------------------------------------------------------
     @staticmethod
     def parse(expr: Expr | str) -> Expr:
