@@ -11,6 +11,9 @@ command -v dnsmasq >/dev/null 2>&1 || have_file /usr/sbin/dnsmasq || need+=(dnsm
 command -v ping >/dev/null 2>&1               || need+=(iputils-ping)
 command -v promtool >/dev/null 2>&1           || need+=(prometheus)
 have_file /usr/bin/prometheus-alertmanager     || need+=(prometheus-alertmanager)
+have_file /usr/sbin/sshd                       || need+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1         || need+=(openssh-client)
+have_file /usr/bin/sudo                        || need+=(sudo)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

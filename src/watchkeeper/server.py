@@ -86,6 +86,7 @@ class Server:
         self.http_client: Any = None
         self.monitor: Any = None
         self.alerting: Any = None
+        self.automation: Any = None
         self.app_state: Any = None
         self.uvicorn: Any = None
 
@@ -113,6 +114,15 @@ class Server:
         self.scheduler.add("store:flush", 1.0, self.monitor.flush, limited=False)
         self._add_store_jobs(cfg)
         host, port = parse_listen(self.listen or cfg.server.listen)
+        from watchkeeper.automation.service import AutomationService
+
+        self.automation = AutomationService(
+            self.engine, self.eventlog, self.clock, data_dir=self.data_dir,
+            alert_store=self.alerting.store, alerting=self.alerting, monitor=self.monitor,
+            base_url=cfg.server.external_url or _local_url(host, port))
+        self.automation.startup()  # runs a previous process left running: interrupted
+        self._report_inventory_issues(self.automation.apply(cfg, self._base_dir(),
+                                                           config_file=self._config_file()), "server")
         sock = _bind(host, port)
         state = AppState(engine=self.engine, tsdb=self.tsdb, eventlog=self.eventlog,
                          query=QueryEngine(self.tsdb), clock=self.clock, token=self.token,
@@ -122,6 +132,7 @@ class Server:
                          alerts=self.alerting.store, silences=self.alerting.silences,
                          muter=self.alerting.muter, alert_receivers=self.alerting.receivers_for,
                          rules=self.alerting.rules)
+        state.extra["automation"] = self.automation
         self.app_state = state
         app = create_app(state)
         ucfg = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
@@ -140,12 +151,14 @@ class Server:
                 # checks start once the API answers, so checks of watchkeeper itself pass
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 alerting = tg.create_task(self.alerting.run(), name="alerting")
+                automation = tg.create_task(self.automation.run(), name="automation")
                 log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
                             self.data_dir)
                 reloader = tg.create_task(self._reload_loop(), name="reload")
                 stop = tg.create_task(self._stop.wait(), name="stop")
                 await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (sched, alerting, reloader, stop):
+                self.automation.interrupt_running()  # before the cancel records them cancelled
+                for task in (sched, alerting, automation, reloader, stop):
                     task.cancel()
                 self.uvicorn.should_exit = True
         finally:
@@ -165,6 +178,8 @@ class Server:
                 await self.monitor.flush()
             self.eventlog.append("server.stopped", "server", {})
         finally:
+            if self.automation is not None:
+                await self.automation.close()
             if self.http_client is not None:
                 await self.http_client.aclose()
             self.engine.dispose()
@@ -228,6 +243,10 @@ class Server:
                 if self.app_state is not None:
                     self.app_state.muter = self.alerting.muter
                 self._report_rule_issues(rule_issues, actor)
+            if self.automation is not None:
+                self._report_inventory_issues(self.automation.apply(
+                    new.config, self._base_dir(), config_file=self._config_file()),
+                                              actor)
             groups = len(self.alerting.rules.groups) if self.alerting is not None else 0
             self.eventlog.append("config.reloaded", str(new.path),
                                  {"checks": len(self.monitor.configs), "rule_groups": groups},
@@ -238,14 +257,29 @@ class Server:
                 out["rule_errors"] = [str(i) for i in rule_issues]
             return out
 
+    def _config_file(self) -> str:
+        return str(self.loaded.path) if self.loaded.path else "watchkeeper.yaml"
+
     def _base_dir(self) -> Path:
         """Rule file globs are relative to the config file's folder."""
         return self.loaded.path.parent if self.loaded.path else Path.cwd()
+
+    def _report_inventory_issues(self, issues: list[Any], actor: str) -> None:
+        if issues:
+            self.eventlog.append("inventory.load_failed", "inventory",
+                                 {"errors": [str(i) for i in issues]}, actor=actor)
 
     def _report_rule_issues(self, issues: list[Any], actor: str) -> None:
         if issues:
             self.eventlog.append("rules.load_failed", "rules", {"errors": [str(i) for i in issues]},
                                  actor=actor)
+
+
+def _local_url(host: str, port: int) -> str:
+    """The URL the server answers on, for links in notifications (server.external_url wins)."""
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:

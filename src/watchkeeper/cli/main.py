@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import alerts_cmd, config_cmd, log_cmd, rules_cmd, store_cmd
+from watchkeeper.cli import (
+    alerts_cmd,
+    config_cmd,
+    exec_cmd,
+    hosts_cmd,
+    log_cmd,
+    rules_cmd,
+    run_cmd,
+    store_cmd,
+)
 from watchkeeper.cli import checks as _checks
 from watchkeeper.cli.common import ConfigOpt, DataDirOpt
 
@@ -36,6 +45,14 @@ app.command("alerts")(alerts_cmd.alerts)
 app.command("ack")(alerts_cmd.ack)
 app.add_typer(alerts_cmd.silence_app, name="silence")
 app.add_typer(rules_cmd.app, name="rules")
+# automation
+app.command("hosts")(hosts_cmd.hosts)
+app.command("exec")(exec_cmd.exec_)
+app.command("run")(run_cmd.run)
+app.add_typer(run_cmd.runbooks_app, name="runbooks")
+app.add_typer(run_cmd.runs_app, name="runs")
+app.command("approve")(run_cmd.approve)
+app.command("reject")(run_cmd.reject)
 
 
 @app.command()

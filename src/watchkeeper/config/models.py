@@ -144,6 +144,16 @@ def _make_config_model() -> type[StrictModel]:
         def _one_inventory(cls, value: Any) -> Any:
             return [value] if isinstance(value, str) else value
 
+        @field_validator("hosts")
+        @classmethod
+        def _hosts(cls, value: dict[str, Any]) -> dict[str, Any]:
+            """Read ``hosts:`` as an inventory now, so its errors carry file and line."""
+            if value:
+                from watchkeeper.automation.config import check_hosts_section
+
+                check_hosts_section(value)
+            return value
+
         def check(self, name: str) -> CheckConfig:
             for c in self.checks:
                 if c.name == name:

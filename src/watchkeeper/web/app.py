@@ -71,7 +71,16 @@ def create_app(state: AppState) -> FastAPI:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=headers)
 
-    from watchkeeper.web.api import admin, alerts, checks, metrics, notifications, prom, rules
+    from watchkeeper.web.api import (
+        admin,
+        alerts,
+        automation,
+        checks,
+        metrics,
+        notifications,
+        prom,
+        rules,
+    )
 
     app.include_router(metrics.router)
     app.include_router(prom.router, prefix="/api/v1")
@@ -82,4 +91,6 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(notifications.router, prefix="/api/v1")
     app.include_router(alerts.router, prefix="/api")
     app.include_router(alerts.mutating, prefix="/api", dependencies=[Depends(require_token)])
+    app.include_router(automation.router, prefix="/api/v1")
+    app.include_router(automation.mutating, prefix="/api/v1", dependencies=[Depends(require_token)])
     return app
