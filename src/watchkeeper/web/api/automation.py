@@ -1,0 +1,146 @@
+"""Automation over HTTP: runs, runbooks, hosts, triggers; approvals and cancel.
+
+Read (``router``): ``GET /api/v1/runs`` (``limit``, ``status``, ``runbook``), ``GET
+/api/v1/runs/{id}`` (the run with every step per host), ``GET /api/v1/runs/{id}/events``
+(server-sent events: ``event: run`` / ``event: step`` with a JSON ``data:`` line each, until
+the run finishes, then ``event: end``), ``GET /api/v1/runbooks``, ``GET
+/api/v1/runbooks/{name}``, ``GET /api/v1/hosts`` (``pattern``), ``GET /api/v1/triggers``.
+
+Write (``mutating``, token): ``POST /api/v1/runs`` (``{"runbook", "params", "limit",
+"check", "started_by"}``; answers 202 with the run's id and URL; the run goes on in the
+server), ``POST /api/v1/runs/{id}/approve`` and ``/reject`` (``{"by", "comment", "roles"}``),
+``POST /api/v1/runs/{id}/cancel`` (``{"by"}``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from watchkeeper.errors import EnvironmentError_
+
+__all__ = ["mutating", "router"]
+
+router = APIRouter(tags=["automation"])
+mutating = APIRouter(tags=["automation"])
+
+
+def _service(request: Request) -> Any:
+    svc = request.app.state.wk.extra.get("automation")
+    if svc is None:
+        raise EnvironmentError_("automation is not running in this server")
+    return svc
+
+
+class StartRun(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    runbook: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    limit: str | None = None
+    check: bool = False
+    started_by: str = Field("api", min_length=1, max_length=200)
+
+
+class Decision(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    by: str = Field("api", min_length=1, max_length=200)
+    comment: str = ""
+    roles: list[str] | None = None  # the decider's roles; the approval step's role must be one
+
+
+@router.get("/runs")
+def list_runs(request: Request, limit: int = Query(50, ge=1, le=1000), status: str | None = None,
+              runbook: str | None = None) -> dict[str, Any]:
+    svc = _service(request)
+    runs = svc.runs.list(limit=limit, status=status, runbook=runbook)
+    return {"runs": [r.to_dict() for r in runs]}
+
+
+@router.get("/runs/{run_id}")
+def get_run(request: Request, run_id: str) -> dict[str, Any]:
+    rec = _service(request).runs.get(run_id)
+    out: dict[str, Any] = rec.to_dict()
+    return out
+
+
+@router.get("/runs/{run_id}/events")
+async def run_events(request: Request, run_id: str) -> StreamingResponse:
+    svc = _service(request)
+    rec = svc.runs.get(run_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        async for ev in svc.runs.subscribe(rec.id):
+            if await request.is_disconnected():
+                return
+            data = json.dumps(ev.to_dict(), default=str, separators=(",", ":"))
+            yield f"event: {ev.kind}\ndata: {data}\n\n".encode()
+        yield b"event: end\ndata: {}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/runbooks")
+def list_runbooks(request: Request) -> dict[str, Any]:
+    lib = _service(request).library
+    return {"directory": str(lib.directory) if lib.directory else None,
+            "runbooks": [rb.summary() for rb in lib.list()],
+            "errors": [str(i) for i in lib.validate()]}
+
+
+@router.get("/runbooks/{name}")
+def get_runbook(request: Request, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = _service(request).library.get(name).summary()
+    return out
+
+
+@router.get("/hosts")
+def list_hosts(request: Request, pattern: str = "all") -> dict[str, Any]:
+    from watchkeeper.automation.inventory import host_to_dict
+
+    inv = _service(request).inventory
+    return {"pattern": pattern, "hosts": [host_to_dict(h) for h in inv.select(pattern)]}
+
+
+@router.get("/triggers")
+def list_triggers(request: Request) -> dict[str, Any]:
+    return {"triggers": _service(request).triggers_info()}
+
+
+@mutating.post("/runs", status_code=202)
+async def start_run(request: Request, body: StartRun) -> JSONResponse:
+    svc = _service(request)
+    run_id = svc.start(body.runbook, body.params, limit=body.limit, check_mode=body.check,
+                       trigger="api", started_by=body.started_by)
+    return JSONResponse({"id": run_id, "url": f"/api/v1/runs/{run_id}",
+                         "events": f"/api/v1/runs/{run_id}/events"}, status_code=202)
+
+
+@mutating.post("/runs/{run_id}/approve")
+def approve(request: Request, run_id: str, body: Decision) -> dict[str, Any]:
+    out: dict[str, Any] = _service(request).runs.approve(
+        run_id, by=body.by, comment=body.comment,
+        roles=set(body.roles) if body.roles is not None else None).to_dict()
+    return out
+
+
+@mutating.post("/runs/{run_id}/reject")
+def reject(request: Request, run_id: str, body: Decision) -> dict[str, Any]:
+    out: dict[str, Any] = _service(request).runs.reject(
+        run_id, by=body.by, comment=body.comment,
+        roles=set(body.roles) if body.roles is not None else None).to_dict()
+    return out
+
+
+@mutating.post("/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: str, body: Decision | None = None) -> dict[str, Any]:
+    by = body.by if body is not None else "api"
+    out: dict[str, Any] = _service(request).runs.cancel(run_id, by=by).to_dict()
+    return out
