@@ -423,16 +423,15 @@ async def test_approval_times_out(tmp_path: Path, db: Any) -> None:
 async def test_cancel_stops_a_running_command(tmp_path: Path, store: RunStore) -> None:
     ex = LocalExecutor()
     eng = RunEngine(ex, store)
-    started = tmp_path / "started"
-    rb = load_runbook(write_runbook(tmp_path, f"""
+    rb = load_runbook(write_runbook(tmp_path, """
         name: long
-        steps: [{{name: sleep, run: "touch {started}; sleep 30"}}, {{name: after, run: echo after}}]
+        steps: [{name: sleep, run: "echo started; sleep 30"}, {name: after, run: echo after}]
     """))
     prep = eng.prepare(rb, {}, [LOCAL])
-    task = asyncio.create_task(eng.execute(prep))
+    streaming = asyncio.Event()  # output arrives: the command runs and is being read
+    task = asyncio.create_task(eng.execute(prep, on_output=lambda host, stream, text: streaming.set()))
     async with asyncio.timeout(10):
-        while not started.exists():  # the command runs (not merely being spawned)
-            await store.wait_change(prep.run_id, 0.02)
+        await streaming.wait()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     store.cancel(prep.run_id, by="erin")

@@ -206,20 +206,28 @@ def test_approval_from_another_process(tmp_path: Path, books: Path, decision: st
 
 
 def test_cancel_from_another_process(tmp_path: Path, books: Path) -> None:
-    (books / "slow.yaml").write_text("name: slow\nsteps: [{name: s, run: 'sleep 30'}]\n")
+    started = tmp_path / "started"
+    (books / "slow.yaml").write_text(f"name: slow\nsteps: [{{name: s, run: 'touch {started}; "
+                                     "sleep 8'}, {name: t, run: 'true'}]\n")
     data = tmp_path / "data"
     proc = _spawn(["run", "slow", "--dir", str(books), "--data-dir", str(data)], data)
     try:
         run_id = _wait_for(data, "running")
-        time.sleep(0.3)  # let the command start
+        while not started.exists():
+            time.sleep(0.02)
         code, out, _, exc = invoke("runs", "cancel", run_id, "--data-dir", str(data), "--as", "bob")
         assert exc is None and out == f"run {run_id} (slow): cancelled\n"
-        proc.communicate(timeout=15)
+        proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 1
+    engine = open_engine(None, data)
+    try:
+        assert [s.step for s in RunStore(engine).get(run_id).steps] == ["s"]  # t never ran
+    finally:
+        engine.dispose()
     code, _, _, exc = invoke("runs", "cancel", run_id, "--data-dir", str(data))
     assert isinstance(exc, WatchkeeperError) and "already finished (cancelled)" in str(exc)
 

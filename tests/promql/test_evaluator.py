@@ -201,7 +201,7 @@ def test_stale_markers_end_a_series() -> None:
     src = MemorySource([({"__name__": "s"}, [T, T + 15], [1.0, stale])])
     ev = Evaluator(src)
     assert values(ev.instant("s", T + 10)) == {(("__name__", "s"),): 1.0}
-    assert values(ev.instant("s", T + 20)) == {(("__name__", "s"),): 1.0}  # the marker is not a sample
+    assert values(ev.instant("s", T + 20)) == {}  # the marker ends the series at once
     assert values(ev.instant("count_over_time(s[1m])", T + 20)) == {(): 1.0}
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from watchkeeper.alerting.rulefiles import (
 )
 from watchkeeper.alerting.rules import MemoryAlerts, Row, RuleRunner
 from watchkeeper.errors import ConfigIssue, InputError, WatchkeeperError
+from watchkeeper.staleness import STALE_NAN, is_stale
 
 __all__ = [
     "STALE_NAN",
@@ -64,13 +64,6 @@ __all__ = [
     "run_tests",
 ]
 
-#: Prometheus's staleness marker: a NaN with this exact bit pattern.
-STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
-
-
-def is_stale(v: float) -> bool:
-    """True for Prometheus's staleness marker (not for other NaNs)."""
-    return math.isnan(v) and struct.pack("<d", v) == struct.pack("<Q", 0x7FF0000000000002)
 
 
 # -- the series notation ------------------------------------------------------------------------

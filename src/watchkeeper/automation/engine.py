@@ -163,6 +163,8 @@ class RunEngine:
         """
         run_id = prep.run_id
         self.runs.set_status(run_id, "running")
+        if self.runs.status(run_id) != "running":  # cancelled before it started
+            return self.runs.get(run_id)
         self._active[run_id] = prep
         body = asyncio.create_task(self._body(prep, on_output), name=f"run-{run_id[:8]}")
         loop = asyncio.get_running_loop()

@@ -36,6 +36,7 @@ from watchkeeper.query.promql.evaluator import Evaluator, RangeValue, range_rows
 from watchkeeper.query.promql.parser import parse
 from watchkeeper.query.promql.values import Block, label_key
 from watchkeeper.query.selector import Matcher, parse_selector
+from watchkeeper.staleness import is_stale
 
 __all__ = ["LOOKBACK", "MAX_POINTS", "QueryEngine", "format_timestamp", "format_value"]
 
@@ -171,7 +172,7 @@ class QueryEngine:
         found = []
         for s in self.tsdb.select_columns(matchers, (t_ms - lookback_ms) / 1000, t_ms / 1000, newest=True):
             last = int(s.ms[-1])  # select_columns cut the range at t: the newest sample is last
-            if last > t_ms - lookback_ms:
+            if last > t_ms - lookback_ms and not is_stale(float(s.values[-1])):  # a marker: ended
                 found.append((self._order(s.labels), s.labels, float(s.values[-1])))
         found.sort(key=lambda r: r[0])
         return found

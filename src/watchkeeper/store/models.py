@@ -44,7 +44,9 @@ series = Table(
 # slot is ts // 120000. Keying by (slot, series_id, ts) keeps one scrape's rows
 # on a few pages (a key led by series_id touches one page per series per commit:
 # ten times slower ingest) while a read still seeks per (slot, series).
-# value NULL stands for NaN: SQLite cannot store a NaN REAL.
+# value NULL stands for NaN: SQLite cannot store a NaN REAL. stale is true for
+# Prometheus's staleness marker (a NaN too, so value is NULL) and NULL otherwise;
+# a portable flag rather than NaN bits, which neither SQLite nor every driver keeps.
 samples = Table(
     "samples",
     metadata,
@@ -52,6 +54,7 @@ samples = Table(
     Column("series_id", Integer, primary_key=True, autoincrement=False),
     Column("ts", BigInteger, primary_key=True, autoincrement=False),
     Column("value", Float, nullable=True),
+    Column("stale", Boolean, nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -21,6 +21,7 @@ from itertools import groupby, pairwise
 from typing import TypeVar
 
 from watchkeeper.errors import InputError
+from watchkeeper.staleness import is_stale
 from watchkeeper.store.chunks import Aggregates
 
 __all__ = [
@@ -90,9 +91,13 @@ def _min_max(values: list[float]) -> tuple[float, float]:
 
 
 def downsample_raw(timestamps: Sequence[int], values: Sequence[float], width: int) -> Aggregates:
-    """Aggregate raw samples (sorted, unique ms timestamps) into buckets of ``width`` ms."""
+    """Aggregate raw samples (sorted, unique ms timestamps) into buckets of ``width`` ms.
+
+    Staleness markers are not values: they count in no aggregate and are never a
+    bucket's ``last``; a bucket holding nothing else is left out.
+    """
     out = Aggregates([], [], [], [], [], [])
-    pairs = zip(timestamps, values)
+    pairs = [(t, v) for t, v in zip(timestamps, values, strict=True) if not is_stale(v)]
     for end, group in groupby(pairs, key=lambda p: -(-p[0] // width) * width):
         vals = [v for _, v in group]
         lo, hi = _min_max(vals)

@@ -45,6 +45,7 @@ from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.errors import InputError, StorageError
 from watchkeeper.monitor.model import Sample
 from watchkeeper.query.selector import Matcher, matches_all
+from watchkeeper.staleness import STALE_NAN, is_stale, stale_mask
 from watchkeeper.store import chunks as enc
 from watchkeeper.store.models import chunks, samples, series
 from watchkeeper.store.retention import (
@@ -77,8 +78,9 @@ _IN_BATCH = 500  # ids per IN (...) list, well under every database's parameter 
 _NAN = math.nan
 SLOT_MS = 120_000  # samples.slot = ts // SLOT_MS (see store/models.py)
 _SLOT_LIST_MAX = 256  # read a head span of more slots with a range scan instead of seeks
-_SQLITE_UPSERT = ("INSERT INTO samples (slot, series_id, ts, value) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (slot, series_id, ts) DO UPDATE SET value = excluded.value")
+_SQLITE_UPSERT = ("INSERT INTO samples (slot, series_id, ts, value, stale) VALUES (?, ?, ?, ?, ?) "
+                  "ON CONFLICT (slot, series_id, ts) DO UPDATE SET value = excluded.value, "
+                  "stale = excluded.stale")
 _SQLITE_NEW_SERIES = "INSERT INTO series (name, labels) VALUES (?, ?) ON CONFLICT (name, labels) DO NOTHING"
 _SQLITE_SERIES_ID = "SELECT id FROM series WHERE name = ? AND labels = ?"
 _MATCH_CACHE_MAX = 4096  # selectors whose matches are remembered while the series index is unchanged
@@ -111,7 +113,8 @@ class SeriesData:
     def at_steps(self, start: float, end: float, step: float,
                  lookback: float = 300.0) -> tuple[list[float], list[float]]:
         """The value at each step ``start, start + step, ... <= end``: the newest sample
-        in ``(t - lookback, t]``, as a Prometheus range query sees it.
+        in ``(t - lookback, t]``, as a Prometheus range query sees it (none when that
+        sample is a staleness marker).
 
         Returns (step times, values) for the steps that have a value. Raises
         InputError when ``step`` is not positive.
@@ -125,6 +128,9 @@ class SeriesData:
         has = list(map(gt, newest, map(sub, steps, repeat(lookback))))
         out_t = list(compress(steps, has))
         out_v = list(map([math.nan, *self.values].__getitem__, compress(upto, has)))
+        if any(v != v for v in out_v):
+            keep = [not is_stale(v) for v in out_v]
+            out_t, out_v = list(compress(out_t, keep)), list(compress(out_v, keep))
         return out_t, out_v
 
 
@@ -142,6 +148,7 @@ class SeriesColumns:
         """The value at each step time ``t`` of ``steps_ms`` (ascending int64 ms): that of
         the newest sample in ``(t - lookback_ms, t]``, as Prometheus evaluates a selector.
 
+        A step whose newest sample is a staleness marker has no value (the series ended).
         Returns (indices into ``steps_ms`` of the steps that have a value, those values).
         """
         ms = self.ms
@@ -151,9 +158,15 @@ class SeriesColumns:
         newest = ms[np.maximum(upto - 1, 0)]
         has = (upto > 0) & (newest > steps_ms - lookback_ms)
         if has.all():
-            return np.arange(len(steps_ms)), self.values[upto - 1]
-        which = np.flatnonzero(has)
-        return which, self.values[upto[which] - 1]
+            which, values = np.arange(len(steps_ms)), self.values[upto - 1]
+        else:
+            which = np.flatnonzero(has)
+            values = self.values[upto[which] - 1]
+        nan = np.isnan(values)
+        if nan.any():
+            live = ~(nan & stale_mask(values))
+            which, values = which[live], values[live]
+        return which, values
 
 
 @dataclass(slots=True)
@@ -317,7 +330,7 @@ class TSDB:
     def _append_sqlite(self, rows: Iterable[Row]) -> int:
         ids = self._ids
         new_keys: list[tuple[str, frozenset[tuple[str, str]]]] = []
-        params: list[tuple[int, int, int, float | None]] = []
+        params: list[tuple[int, int, int, float | None, int | None]] = []
         add = params.append
         with self._errors("write samples"):
             conn = self.engine.raw_connection()
@@ -337,7 +350,10 @@ class TSDB:
                             new_keys.append(key)
                         v = float(value)
                         ms = round(ts * 1000)
-                        add((ms // SLOT_MS, sid, ms, v if v == v else None))
+                        if v == v:
+                            add((ms // SLOT_MS, sid, ms, v, None))
+                        else:  # SQLite stores a NaN as NULL: keep a stale marker apart
+                            add((ms // SLOT_MS, sid, ms, None, 1 if is_stale(v) else None))
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -374,12 +390,13 @@ class TSDB:
         if self._dialect in ("mysql", "mariadb"):
             new_series = ins(series).prefix_with("IGNORE")
             up = ins(samples)
-            upsert = up.on_duplicate_key_update(value=up.inserted.value)
+            upsert = up.on_duplicate_key_update(value=up.inserted.value, stale=up.inserted.stale)
         else:
             new_series = ins(series).on_conflict_do_nothing(index_elements=["name", "labels"])
             up = ins(samples)
             upsert = up.on_conflict_do_update(index_elements=["slot", "series_id", "ts"],
-                                              set_={"value": up.excluded.value})
+                                              set_={"value": up.excluded.value,
+                                                    "stale": up.excluded.stale})
         find = select(series.c.id).where(series.c.name == bindparam("n"), series.c.labels == bindparam("l"))
         ids = self._ids
         new_keys: list[tuple[str, frozenset[tuple[str, str]]]] = []
@@ -401,7 +418,8 @@ class TSDB:
                         v = float(value)
                         ms = round(ts * 1000)
                         params.append({"slot": ms // SLOT_MS, "series_id": sid, "ts": ms,
-                                       "value": v if v == v else None})
+                                       "value": v if v == v else None,
+                                       "stale": True if v != v and is_stale(v) else None})
                 except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                     raise InputError(f"invalid sample {row!r}: {exc}",
                                      hint="a row is (name, labels, seconds, value)") from None
@@ -516,7 +534,8 @@ class TSDB:
         if span is None:
             return
         for part in _batched(ids):
-            yield from self._rows(conn, select(samples.c.series_id, samples.c.ts, samples.c.value)
+            yield from self._rows(conn, select(samples.c.series_id, samples.c.ts, samples.c.value,
+                                               samples.c.stale)
                                   .where(*span, samples.c.series_id.in_(part))
                                   .order_by(samples.c.series_id, samples.c.ts))
 
@@ -564,10 +583,11 @@ class TSDB:
         for part in parts:
             if newest and self._fast:
                 # SQLite fills a bare column from the row holding max(): that row's value.
-                query = (select(samples.c.series_id, func.max(samples.c.ts), samples.c.value)
-                         .where(*span).group_by(samples.c.series_id))
+                query = (select(samples.c.series_id, func.max(samples.c.ts), samples.c.value,
+                                samples.c.stale).where(*span).group_by(samples.c.series_id))
             else:
-                query = select(samples.c.series_id, samples.c.ts, samples.c.value).where(*span)
+                query = select(samples.c.series_id, samples.c.ts, samples.c.value,
+                               samples.c.stale).where(*span)
             if part is not None:
                 query = query.where(samples.c.series_id.in_(part))
             rows += self._rows(conn, query)
@@ -579,6 +599,9 @@ class TSDB:
         sids = sids[order]
         ts = table[order, 1].astype(np.int64)
         vals = table[order, 2]
+        marked = table[order, 3] == 1  # the stale flag: 1/True, or NULL (NaN) for a sample
+        if marked.any():
+            vals[marked] = STALE_NAN
         cuts = np.flatnonzero(sids[1:] != sids[:-1]) + 1
         starts = [0, *cuts.tolist()]
         ends = [*cuts.tolist(), len(sids)]
@@ -634,14 +657,16 @@ class TSDB:
         for sid, t, _, data in self._chunk_rows(conn, ids, lo, hi, tiers):
             if t == TIER_RAW:
                 ts, vals = enc.decode_raw(data)
-                pieces[sid].append((ts, [(1, v, v, v, v) for v in vals]))
+                # a stale marker is no value to aggregate (downsampling drops it too)
+                kept = [(m, v) for m, v in zip(ts, vals, strict=True) if not is_stale(v)]
+                pieces[sid].append(([m for m, _ in kept], [(1, v, v, v, v) for _, v in kept]))
             else:
                 agg = enc.decode_aggregates(data)
                 pieces[sid].append((agg.timestamps,
                                     list(zip(agg.count, agg.sum, agg.min, agg.max, agg.last))))
         if TIER_RAW in tiers:
             for sid, group in groupby(self._head_rows(conn, ids, lo, hi), key=itemgetter(0)):
-                rows = list(group)
+                rows = [r for r in group if not r[3]]
                 vals = [_NAN if r[2] is None else r[2] for r in rows]
                 pieces[sid].append(([r[1] for r in rows], [(1, v, v, v, v) for v in vals]))
         return pieces
@@ -855,14 +880,16 @@ class TSDB:
             if last is not None:
                 where.append(samples.c.series_id < last)
             with self._write_lock, self._errors("compact the head"), self.engine.begin() as conn:
-                rows = conn.execute(select(samples.c.series_id, samples.c.ts, samples.c.value)
+                rows = conn.execute(select(samples.c.series_id, samples.c.ts, samples.c.value,
+                                           samples.c.stale)
                                     .where(*where).order_by(samples.c.series_id, samples.c.ts)).all()
                 if rows:
                     new_chunks = []
                     for sid, group in groupby(rows, key=itemgetter(0)):
                         items = list(group)
                         ts = [r[1] for r in items]
-                        vals = [_NAN if r[2] is None else r[2] for r in items]
+                        # chunks keep float bits exactly, so the marker goes in as itself
+                        vals = [(STALE_NAN if r[3] else _NAN) if r[2] is None else r[2] for r in items]
                         new_chunks.append({"series_id": sid, "tier": TIER_RAW, "start_ts": ts[0],
                                            "end_ts": ts[-1], "count": len(ts),
                                            "data": enc.encode_raw(ts, vals)})

@@ -9,8 +9,15 @@ work on ``[series, steps]`` arrays (:class:`~watchkeeper.query.promql.values.Blo
 Semantics follow Prometheus 3.x: an instant selector takes the newest sample
 in ``(t - lookback, t]``; a range selector's window is ``(t - range, t]``
 (open on the left); a subquery's steps are the multiples of its step inside
-``(t - range, t]``. There are no staleness markers in the store; a stored
-Prometheus stale-NaN is treated as "no sample" all the same.
+``(t - range, t]``.
+
+Staleness (Prometheus's "Staleness" in the querying basics): when the newest
+sample of a series in ``(t - lookback, t]`` is a staleness marker
+(:mod:`watchkeeper.staleness`), the instant selector returns nothing for that
+series at ``t`` — it does not fall back to an older sample. Range windows
+(and so every ``*_over_time``, ``rate``, ...) leave markers out. Everything
+built on instant selectors (``timestamp()``, ``absent()``, subqueries,
+operators) follows from those two rules.
 
 Errors are QueryError: ``bad_data`` for wrong input, ``execution`` (HTTP 422,
 as Prometheus) for errors found while evaluating (duplicate label sets,
@@ -51,10 +58,10 @@ from watchkeeper.query.promql.values import (
     Value,
     label_key,
 )
+from watchkeeper.staleness import stale_mask
 
 __all__ = ["Evaluator", "RangeValue", "StepResult", "execution_error", "finish", "drop_name"]
 
-STALE_NAN_BITS = 0x7FF0000000000002  # Prometheus's staleness marker
 _KEEP_NAME_RANGE = frozenset({"last_over_time", "first_over_time"})
 MAX_SUBQUERY_STEPS = 10_000_000  # refuse a subquery that would evaluate more steps than this
 
@@ -150,7 +157,7 @@ def _drop_stale(ms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     nan = np.isnan(values)
     if not nan.any():
         return ms, values
-    stale = nan & (values.view(np.uint64) == STALE_NAN_BITS)
+    stale = nan & stale_mask(values)
     if not stale.any():
         return ms, values
     return ms[~stale], values[~stale]
@@ -314,7 +321,7 @@ class Evaluator:
         oldest = times - self.lookback_ms
         labels = []
         for i, col in enumerate(cols):
-            ms, vals = _drop_stale(col.ms, col.values)
+            ms, vals = col.ms, col.values
             labels.append(col.labels)
             if not len(ms):
                 present[i] = False
@@ -325,6 +332,11 @@ class Evaluator:
             sample_ms = ms[idx]
             present[i] = (sample_ms <= times) & (sample_ms > oldest)
             values[i] = vals[idx]
+            nan = np.isnan(values[i])
+            if nan.any():
+                # the newest sample is a staleness marker: the series has ended, no older
+                # sample stands in for it
+                present[i] &= ~(nan & stale_mask(values[i]))
             if ts is not None:
                 ts[i] = sample_ms
         return Block(labels, values, present, ts)

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("series_id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("ts", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("value", sa.Float, nullable=True),  # NULL = NaN
+        sa.Column("stale", sa.Boolean, nullable=True),  # true: a staleness marker (value NULL)
         sqlite_with_rowid=False,
     )
     op.create_table(
