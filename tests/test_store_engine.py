@@ -68,3 +68,16 @@ def test_migrations_build_exactly_the_tables_the_models_describe(tmp_path: Path)
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_two_processes_opening_a_new_data_dir_at_once_both_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from watchkeeper.store.engine import open_engine;"
+            " open_engine(None, Path(sys.argv[1])).dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d")],
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err

@@ -7,6 +7,8 @@ made by an older version is migrated on start.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,26 @@ def open_engine(url: str | None, data_dir: Path, *, migrate_schema: bool = True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate_schema:
-        migrate(engine)
+        if engine.dialect.name == "sqlite" and url == sqlite_url(data_dir):
+            with _migration_lock(data_dir):
+                migrate(engine)
+        else:
+            migrate(engine)
     return engine
+
+
+@contextmanager
+def _migration_lock(data_dir: Path) -> Iterator[None]:
+    """Serialize migrations of one data dir: two processes opening a new data dir at once
+    (a server and a CLI command) must not both create the schema."""
+    import fcntl
+
+    with open(data_dir / ".migrate.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Mapping
@@ -44,11 +45,21 @@ class LocalExecutor:
         if perr:
             return ExecResult(host.name, "failed", None, error=perr)
         text = build(host, command, env, report_pid=False)
+        spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
+            self.shell, "-c", text, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.shell, "-c", text, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True)
+            # shielded: a cancel while the process is being set up must not make asyncio
+            # wait for the command to finish; we kill its process group instead
+            proc = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                started = await spawn
+                if started.returncode is None:
+                    _kill_group(started.pid)
+                await started.wait()
+            raise
         except OSError as exc:
             return ExecResult(host.name, "failed", None, error=f"{host.name}: cannot start "
                               f"{self.shell}: {exc.strerror or exc}",
