@@ -363,3 +363,31 @@ def test_the_guide_example_heals_itself(tmp_path: Path) -> None:
     assert (demo / "app.flag").exists()
     assert run["targets"] == ["localhost"] and run["status"] == "ok"
     assert "remediated: check app-flag is OK" in run["summary"]
+
+
+def test_exec_through_the_server_reuses_one_connection_per_host(tmp_path: Path,
+                                                                 fleet: SSHDFleet) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Hook() as hook:
+        paths = write_setup(tmp_path, fleet, hook.port)
+        paths["flag"].write_text("there")
+        paths["flag2"].write_text("there")
+        with server(paths["config"], tmp_path / "data", port):
+            body = {"pattern": "web", "command": "echo warm; hostname >/dev/null"}
+            assert httpx.post(f"{base}/api/v1/exec", json=body).status_code == 401
+            before = fleet.servers[0].accepted()
+            for _ in range(3):
+                r = httpx.post(f"{base}/api/v1/exec", json=body, headers=AUTH, timeout=60)
+                assert r.status_code == 200, r.text
+                (res,) = r.json()["results"]
+                assert (res["host"], res["status"], res["stdout"]) == (fleet.hosts[0].name, "ok",
+                                                                        "warm\n")
+            # three calls, at most one new SSH login: the server's pool keeps it open
+            assert fleet.servers[0].accepted() - before <= 1
+            env = {**os.environ, "WATCHKEEPER_TOKEN": AUTH["Authorization"].split()[1]}
+            cli = subprocess.run([*WATCHKEEPER, "exec", "web", "--server", base, "--json", "--",
+                                  "echo", "via-cli"], capture_output=True, text=True, env=env,
+                                 check=False)
+            assert cli.returncode == 0, cli.stderr
+            assert json.loads(cli.stdout)[0]["stdout"] == "via-cli\n"

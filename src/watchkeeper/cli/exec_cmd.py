@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli.common import ConfigOpt, JsonOpt
+from watchkeeper.cli.common import ConfigOpt, JsonOpt, ServerOpt
 
 InventoryOpt = Annotated[list[str] | None, typer.Option(
     "--inventory", "-i", help="Inventory file (watchkeeper YAML, Ansible INI or YAML); "
@@ -32,8 +32,12 @@ def exec_(
     timeout: Annotated[str | None, typer.Option("--timeout", "-t", help="Per-host command "
                                                 "timeout (e.g. 30s, 5m).")] = None,
     config: ConfigOpt = None,
+    server: ServerOpt = None,
 ) -> None:
-    """Run COMMAND on every host PATTERN selects, with live progress and per-host results."""
+    """Run COMMAND on every host PATTERN selects, with live progress and per-host results.
+
+    With ``--server URL`` the running server does it over its pooled (warm) connections.
+    """
     from watchkeeper.errors import InputError
     from watchkeeper.units import parse_duration
 
@@ -45,6 +49,16 @@ def exec_(
             limit = parse_duration(timeout)
         except ValueError:
             raise InputError(f"--timeout {timeout!r} is not a duration (e.g. 30s, 5m)") from None
+    if server:
+        results = _remote(server, pattern, " ".join(command), forks=forks or 50, timeout=limit,
+                          config=config)
+        if json_:
+            from watchkeeper.cli.common import print_json
+
+            print_json([r.to_dict() for r in results])
+        else:
+            _table(results)
+        raise typer.Exit(0 if all(r.ok for r in results) else 1)
     ssh_cfg, hosts = _select(pattern, inventory, config)
     n_forks = forks if forks is not None else (ssh_cfg.forks if ssh_cfg else 50)
     if n_forks < 1:
@@ -156,3 +170,27 @@ def _table(results: list[Any]) -> None:
         console.print(table)
     else:
         console.print("no hosts matched")
+
+
+def _remote(server: str, pattern: str, command: str, *, forks: int, timeout: float | None,
+            config: str | None) -> list[Any]:
+    """POST /api/v1/exec to a running server; its results as ExecResult objects."""
+    import httpx
+
+    from watchkeeper.automation.executors.base import ExecResult
+    from watchkeeper.cli.alerts_cmd import _token
+    from watchkeeper.errors import InputError, ServerUnreachableError
+
+    url = server.rstrip("/")
+    token = _token(config, None)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.post(f"{url}/api/v1/exec", json={"pattern": pattern, "command": command,
+                                                      "forks": forks, "timeout": timeout},
+                          headers=headers, timeout=None)
+    except httpx.HTTPError as exc:
+        raise ServerUnreachableError(f"cannot reach watchkeeper at {url}: {exc}") from None
+    body = resp.json()
+    if resp.status_code >= 400:
+        raise InputError(f"{url}: HTTP {resp.status_code}: {body.get('error', body)}")
+    return [ExecResult(**{k: v for k, v in r.items()}) for r in body["results"]]

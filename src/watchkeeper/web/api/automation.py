@@ -9,7 +9,8 @@ the run finishes, then ``event: end``), ``GET /api/v1/runbooks``, ``GET
 Write (``mutating``, token): ``POST /api/v1/runs`` (``{"runbook", "params", "limit",
 "check", "started_by"}``; answers 202 with the run's id and URL; the run goes on in the
 server), ``POST /api/v1/runs/{id}/approve`` and ``/reject`` (``{"by", "comment", "roles"}``),
-``POST /api/v1/runs/{id}/cancel`` (``{"by"}``).
+``POST /api/v1/runs/{id}/cancel`` (``{"by"}``), ``POST /api/v1/exec`` (``{"pattern",
+"command", "forks", "timeout"}``: an ad-hoc command over the server's warm connections).
 """
 
 from __future__ import annotations
@@ -144,3 +145,35 @@ def cancel(request: Request, run_id: str, body: Decision | None = None) -> dict[
     by = body.by if body is not None else "api"
     out: dict[str, Any] = _service(request).runs.cancel(run_id, by=by).to_dict()
     return out
+
+
+class ExecRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    pattern: str = Field(min_length=1)
+    command: str = Field(min_length=1)
+    forks: int = Field(50, ge=1, le=10000)
+    timeout: float | None = Field(None, gt=0)
+    started_by: str = Field("api", min_length=1, max_length=200)
+
+
+@mutating.post("/exec")
+async def exec_command(body: ExecRequest, request: Request) -> dict[str, Any]:
+    """Run a shell command on every host the pattern selects, over the server's pooled
+    connections (warm: no SSH handshake per call). Answers one result per host, as
+    ``watchkeeper exec --json`` prints them; the event log records who ran what."""
+    from watchkeeper.automation.adhoc import run_adhoc
+    from watchkeeper.automation.command import Command
+
+    svc = _service(request)
+    hosts = svc.inventory.select(body.pattern)
+    if svc.executors is None:
+        raise EnvironmentError_("automation executors are not ready yet")
+    results = await run_adhoc(hosts, Command.shell(body.command), svc.executors,
+                              forks=body.forks, timeout=body.timeout)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    svc.eventlog.append("exec.ran", body.pattern, {"command": body.command, "hosts": len(results),
+                                                    **counts}, actor=body.started_by)
+    return {"results": [r.to_dict() for r in results]}
