@@ -10,6 +10,14 @@ in the server, :class:`MemoryAlerts` in ``rules test`` and backtests), whose
 pending/firing answer becomes the ``ALERTS`` and ``ALERTS_FOR_STATE`` series,
 as Prometheus writes them.
 
+Staleness, as Prometheus's rule groups: every series a rule wrote at its
+previous evaluation and not at this one gets a staleness marker at this
+evaluation's time — a recording rule's vanished output, and the ``ALERTS`` /
+``ALERTS_FOR_STATE`` series of alerts no longer pending or firing (so
+``ALERTS{alertstate="pending"}`` ends the moment the alert fires). A rule that
+fails keeps its previous series unmarked; a rule removed by a reload has all
+its series marked at the next evaluation.
+
 One rule's failure (a query error, a duplicate label set, a ``limit``
 exceeded) is kept as that rule's health and last error and never stops the
 others; :meth:`RuleEvaluator.rules_api` reports them in the shape of
@@ -222,6 +230,10 @@ class RuleRunner:
         self._ev: Any = None
         self._cache: Any = None
         self._windows: dict[tuple[str, str], tuple[RuleGroup, dict[str, int]]] = {}
+        # per rule id, the series its last successful evaluation wrote (for staleness markers)
+        self._written: dict[str, dict[_SeriesKey, None]] = {}
+        # series of rules a reload removed, marked stale at the next evaluation
+        self._orphans: dict[_SeriesKey, None] = {}
 
     def set_groups(self, groups: Sequence[RuleGroup]) -> None:
         self.ids = rule_ids(groups)
@@ -229,6 +241,9 @@ class RuleRunner:
         for rid in list(self.status):
             if rid not in keep:
                 del self.status[rid]
+        for rid in list(self._written):
+            if rid not in keep:
+                self._orphans.update(self._written.pop(rid))
         self._windows.clear()
 
     def _cached_evaluator(self, group: RuleGroup) -> tuple[Any, Any]:
@@ -266,6 +281,9 @@ class RuleRunner:
         qt = t - offset
         self._ev, self._cache = self._cached_evaluator(group)
         try:
+            if self._orphans:
+                orphans, self._orphans = self._orphans, {}
+                self._write(_stale_rows(orphans, qt))
             self._evaluate_rules(group, t, qt)
         finally:
             self._ev = self._cache = None
@@ -312,8 +330,7 @@ class RuleRunner:
                 raise RuleError("vector contains metrics with the same labelset after applying rule labels")
             seen.add(key)
             rows.append((rule.record, labels, t, value))
-        if rows:
-            self._write(rows)
+        self._write_tracked(self.rule_id(rule), rows, t)
 
     def _template_query(self, t: float) -> Callable[[str], list[Any]]:
         from watchkeeper.alerting.templating import QuerySample, TemplateError
@@ -364,9 +381,32 @@ class RuleRunner:
                 continue
             rows.append(("ALERTS", {**a.labels, "alertstate": a.state.value}, t, 1.0))
             rows.append(("ALERTS_FOR_STATE", dict(a.labels), t, float(a.active_at)))
+        self._write_tracked(rid, rows, t)
+        return current
+
+    def _write_tracked(self, rid: str, rows: list[Row], t: float) -> None:
+        """Write a rule's rows plus staleness markers at ``t`` for the series it wrote last
+        time and not now; remember what it wrote."""
+        current = {_series_key(name, labels): None for name, labels, _, _ in rows}
+        previous = self._written.get(rid, {})
+        gone = [key for key in previous if key not in current]
+        self._written[rid] = current
+        rows = rows + _stale_rows(gone, t)
         if rows:
             self._write(rows)
-        return current
+
+
+_SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _series_key(name: str, labels: Mapping[str, str]) -> _SeriesKey:
+    return name, tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+def _stale_rows(keys: Iterable[_SeriesKey], t: float) -> list[Row]:
+    from watchkeeper.staleness import STALE_NAN
+
+    return [(name, dict(labels), t, STALE_NAN) for name, labels in keys]
 
 
 def _group_offset(group: RuleGroup, interval: float) -> float:

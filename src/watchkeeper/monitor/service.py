@@ -91,6 +91,8 @@ class MonitorService:
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._flush_lock = asyncio.Lock()
         self.collector: Any = None
+        # per scrape check, the series of its previous scrape (for staleness markers)
+        self._scrape_memory: dict[str, Any] = {}
         # called after each result is folded in; alerting subscribes (check ``alert:`` blocks)
         self.on_result: Callable[[CheckConfig, CheckStatus, CheckResult], None] | None = None
         self.counters = {"checks_run": 0, "samples_written": 0, "flushes": 0}
@@ -105,9 +107,12 @@ class MonitorService:
                 self.configs.pop(name)
                 self.checks.pop(name, None)
                 self.latest.pop(f"check:{name}", None)
+                self._end_scrape(name)
         for name, cfg in wanted.items():
             if self.configs.get(name) == cfg:
                 continue
+            if cfg.type != "scrape":
+                self._end_scrape(name)
             self.configs[name] = cfg
             self.checks[name] = cfg.build()
             old = self.statuses.get(name)
@@ -166,6 +171,8 @@ class MonitorService:
         samples = result_samples(cfg, result, now)
         self.latest[f"check:{cfg.name}"] = samples
         self._samples.extend(samples)
+        if cfg.type == "scrape":
+            self._samples.extend(self._scrape_stale_markers(cfg, result, samples, now))
         if tr.hard_changed:
             self._events.append(("check.state_changed", cfg.name, {
                 "from": tr.previous_hard.name, "to": new.hard_state.name, "summary": result.summary}))
@@ -179,6 +186,28 @@ class MonitorService:
             except Exception:  # alerting trouble must not stop monitoring
                 log.exception("alerting hook failed for check %s", cfg.name)
         return new
+
+    def _scrape_stale_markers(self, cfg: CheckConfig, result: CheckResult, samples: list[Sample],
+                              now: float) -> list[Sample]:
+        """Staleness markers at ``now`` for the series the check's previous scrape had and
+        this one has not (all of them when it failed), as Prometheus writes them."""
+        from watchkeeper.monitor.checks.scrape import REPORT_SERIES, SeriesMemory
+
+        memory = self._scrape_memory.get(cfg.name)
+        if memory is None:
+            memory = self._scrape_memory[cfg.name] = SeriesMemory()
+        scraped = (m for m in result.metrics if m.name not in REPORT_SERIES)
+        report = [s for s in samples if s.name in REPORT_SERIES or s.name.startswith("watchkeeper_check_")]
+        markers: list[Sample] = memory.observe(scraped, report, extra_labels=cfg.labels)
+        return [Sample(m.name, m.labels, m.value, now) for m in markers]
+
+    def _end_scrape(self, name: str) -> None:
+        """A scrape check went away: mark every series it wrote stale (Prometheus does so
+        when a target disappears)."""
+        memory = self._scrape_memory.pop(name, None)
+        if memory is not None:
+            now = self.clock.time()
+            self._samples.extend(Sample(m.name, m.labels, m.value, now) for m in memory.end())
 
     async def collect_host(self) -> None:
         if self.collector is None:

@@ -10,12 +10,20 @@ scraped label that clashes with a target label is kept as ``exported_<name>``; w
 States: OK when the body parsed; WARNING when some lines were bad (they are skipped);
 CRITICAL for a non-200 answer, a connection or TLS failure, a timeout, a body where no
 line parses, or more than ``sample_limit`` samples (none are kept then, like Prometheus).
+
+Staleness, as Prometheus: a series that was in the previous scrape of the check but
+not in this one gets a staleness marker at this scrape's time, and a failed scrape
+marks every series of the previous one; a removed check marks all its series,
+report series included. Series the exporter stamped with its own timestamps are not
+tracked. The check itself is stateless: the owner (``MonitorService``) keeps a
+:class:`SeriesMemory` per scrape check and writes what it returns.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,9 +36,15 @@ from watchkeeper.monitor.model import CheckContext, CheckResult, Sample, State
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Config", "ScrapeCheck", "target_labels"]
+__all__ = ["REPORT_SERIES", "Config", "ScrapeCheck", "SeriesMemory", "target_labels"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Series a scrape writes about itself (Prometheus's report series): written on every
+#: scrape, failed or not, so they never go stale while the check exists.
+REPORT_SERIES = frozenset({"scrape_samples_scraped", "scrape_duration_seconds",
+                           "watchkeeper_scrape_invalid_lines"})
+
+_Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class Config(CheckConfig):
@@ -196,6 +210,58 @@ class ScrapeCheck:
                                details=_issue_details(parsed.issues))
         return CheckResult(State.OK, f"scraped {n} samples in {ms:.0f} ms",
                            duration_seconds=duration, metrics=samples)
+
+
+class SeriesMemory:
+    """The series of one scrape check's previous scrape, for staleness markers.
+
+    :meth:`observe` takes each scrape's series and returns markers for the ones
+    that went away; :meth:`end` returns markers for everything remembered (the
+    check was removed). Markers are samples without a timestamp whose value is
+    :data:`~watchkeeper.staleness.STALE_NAN`: the writer stamps them with the
+    scrape's time, like the scraped samples.
+    """
+
+    def __init__(self) -> None:
+        self._scraped: dict[_Key, None] = {}
+        self._report: dict[_Key, None] = {}
+
+    @staticmethod
+    def _key(name: str, labels: Mapping[str, str]) -> _Key:
+        return name, tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+    @staticmethod
+    def _markers(keys: Iterable[_Key]) -> list[Sample]:
+        from watchkeeper.staleness import STALE_NAN
+
+        return [Sample(name, dict(labels), STALE_NAN) for name, labels in keys]
+
+    def observe(self, scraped: Iterable[Sample], report: Iterable[Sample] = (), *,
+                extra_labels: Mapping[str, str] | None = None) -> list[Sample]:
+        """Remember this scrape's series and return markers for the previous scrape's
+        series missing from it. ``scraped``: the scraped samples (those with their own
+        timestamp are ignored), stored with ``extra_labels`` added where missing;
+        ``report``: the series written about the scrape itself, which only :meth:`end`
+        marks stale."""
+        key = self._key
+        if extra_labels:
+            current = {key(s.name, {**extra_labels, **s.labels}): None
+                       for s in scraped if s.timestamp is None}
+        else:
+            current = {key(s.name, s.labels): None for s in scraped if s.timestamp is None}
+        gone = [key for key in self._scraped if key not in current]
+        self._scraped = current
+        self._report = {self._key(s.name, s.labels): None for s in report}
+        return self._markers(gone)
+
+    def end(self) -> list[Sample]:
+        """Markers for every remembered series; the memory is empty afterwards."""
+        keys = {**self._scraped, **self._report}
+        self._scraped, self._report = {}, {}
+        return self._markers(keys)
+
+    def __len__(self) -> int:
+        return len(self._scraped)
 
 
 def _reason(exc: BaseException) -> str:
