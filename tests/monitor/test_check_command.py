@@ -218,6 +218,16 @@ def test_config_errors() -> None:
         make("check_dummy 0", timeout_state="warning")
 
 
-def test_no_leftover_processes() -> None:
-    mine = psutil.Process(os.getpid()).children(recursive=True)
-    assert [p for p in mine if p.status() != psutil.STATUS_ZOMBIE] == []
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _children_before() -> set[int]:
+    """Processes other modules' session fixtures keep running (sshd servers) are not ours."""
+    return _children()
+
+
+def test_no_leftover_processes(_children_before: set[int]) -> None:
+    assert _children() - _children_before == set()
