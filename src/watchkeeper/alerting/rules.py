@@ -380,7 +380,8 @@ class RuleRunner:
             if a.state not in (AlertState.PENDING, AlertState.FIRING):
                 continue
             rows.append(("ALERTS", {**a.labels, "alertstate": a.state.value}, t, 1.0))
-            rows.append(("ALERTS_FOR_STATE", dict(a.labels), t, float(a.active_at)))
+            # whole seconds, as Prometheus writes it (ActiveAt.Unix())
+            rows.append(("ALERTS_FOR_STATE", dict(a.labels), t, float(math.floor(a.active_at))))
         self._write_tracked(rid, rows, t)
         return current
 

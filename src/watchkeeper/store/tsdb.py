@@ -14,6 +14,10 @@ later write wins: the head over chunks, a newer chunk over an older one, a
 finer tier over a coarser one. Aggregate tiers read as their ``last`` value at
 the bucket end, so counters stay correct for ``rate()``.
 
+Staleness markers (:mod:`watchkeeper.staleness`) are stored as themselves: in
+the head as a NULL value with ``stale`` set (SQLite keeps no NaN, let alone its
+bits), in chunks bit for bit; downsampled buckets leave them out.
+
 On SQLite the append path uses the DBAPI ``executemany`` directly (about ten
 times faster than going through SQLAlchemy); every other statement, and every
 statement on other databases, is SQLAlchemy Core, so the same code runs on
@@ -446,8 +450,8 @@ class TSDB:
 
     def _refresh_index(self, conn: Connection) -> None:
         """Bring the series index up to date with the series table (see ``__init__``)."""
-        top, count = conn.execute(select(func.max(series.c.id), func.count()).select_from(series)).one()
-        top, count = int(top or 0), int(count or 0)
+        row: Any = conn.execute(select(func.max(series.c.id), func.count()).select_from(series)).one()
+        top, count = int(row[0] or 0), int(row[1] or 0)
         with self._index_lock:
             if top == self._index_max and count == self._index_count:
                 return
