@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.clock import Clock, SystemClock, sleep_or_wake
 
 __all__ = ["Scheduler", "Job"]
 
@@ -92,14 +92,7 @@ class Scheduler:
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         self._wake.clear()
-        sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, seconds)))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await sleep_or_wake(self.clock, seconds, self._wake)
 
     async def _run_job(self, job: Job) -> None:
         try:

@@ -48,7 +48,7 @@ from watchkeeper.alerting.notify_templates import build_message
 from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.alerting.receivers import Integration, integrations
 from watchkeeper.alerting.route import Route, build_routes, group_key, group_labels
-from watchkeeper.clock import Clock
+from watchkeeper.clock import Clock, sleep_or_wake
 from watchkeeper.store.models import notification_log
 
 __all__ = ["Dispatcher", "LogEntry", "needs_update"]
@@ -196,14 +196,7 @@ class Dispatcher:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        waiter = asyncio.ensure_future(self._event.wait())
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (waiter, sleeper):
-                t.cancel()
-            await asyncio.gather(waiter, sleeper, return_exceptions=True)
+        await sleep_or_wake(self.clock, seconds, self._event)
 
     def next_deadline(self) -> float | None:
         return min((g.next_flush for g in self._groups.values()), default=None)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from watchkeeper.alerting.receivers.base import DeliveryError, Receiver
-from watchkeeper.clock import Clock
+from watchkeeper.clock import Clock, sleep_or_wake
 from watchkeeper.store.models import notification_attempts, outbox
 
 __all__ = ["DeliveryService", "Outbox", "OutboxItem", "split_key"]
@@ -253,17 +253,7 @@ class DeliveryService:
 
     async def _wait(self, event: asyncio.Event, seconds: float | None) -> None:
         """Until ``event`` is set or ``seconds`` of clock time pass."""
-        if seconds is None:
-            await event.wait()
-            return
-        waiter = asyncio.ensure_future(event.wait())
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (waiter, sleeper):
-                t.cancel()
-            await asyncio.gather(waiter, sleeper, return_exceptions=True)
+        await sleep_or_wake(self.clock, seconds, event)
 
     async def _worker(self, key: str) -> None:
         event = self._events[key]

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from watchkeeper.alerting.model import Alert, AlertState, fingerprint, format_time
 from watchkeeper.alerting.rulefiles import AlertingRule, RecordingRule, Rule, RuleGroup, RuleSet
+from watchkeeper.clock import sleep_or_wake
 from watchkeeper.errors import WatchkeeperError
 
 __all__ = [
@@ -489,15 +490,7 @@ class RuleEvaluator:
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
         self._wake.clear()
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waiter):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(sleeper, waiter, return_exceptions=True)
+        await sleep_or_wake(self.clock, seconds, self._wake)
 
     # -- reporting --------------------------------------------------------------------------
     def rules_api(self, *, type_: str | None = None) -> dict[str, Any]:

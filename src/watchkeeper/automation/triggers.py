@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from watchkeeper.alerting.model import Alert, AlertState
 from watchkeeper.automation.config import TriggerConfig
 from watchkeeper.automation.verify import Verifier
-from watchkeeper.clock import Clock
+from watchkeeper.clock import Clock, sleep_or_wake
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.eventlog import EventLog
 
@@ -372,15 +372,7 @@ class AlertTriggers:
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waiter):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(sleeper, waiter, return_exceptions=True)
+        await sleep_or_wake(self.clock, seconds, self._wake)
 
     def scan(self) -> list[tuple[str, str]]:
         """Start remediations for firing alerts that match; returns (trigger, fingerprint) started."""
