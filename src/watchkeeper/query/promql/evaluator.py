@@ -47,6 +47,13 @@ from watchkeeper.query.promql.ast import (
     UnaryExpr,
     VectorSelector,
 )
+from watchkeeper.query.promql.functions_batch import (
+    BATCH_FUNCTIONS,
+    Packed,
+    batch,
+    batch_bounds,
+    pack,
+)
 from watchkeeper.query.promql.source import Source
 from watchkeeper.query.promql.values import (
     Block,
@@ -64,6 +71,10 @@ __all__ = ["Evaluator", "RangeValue", "StepResult", "execution_error", "finish",
 
 _KEEP_NAME_RANGE = frozenset({"last_over_time", "first_over_time"})
 MAX_SUBQUERY_STEPS = 10_000_000  # refuse a subquery that would evaluate more steps than this
+# Range functions run over all series at once (functions_batch) up to this many steps:
+# that saves NumPy's per-call overhead per series, which dominates with few steps (rule
+# evaluation: one); with many steps the per-series windows are the faster (cache-friendly) way.
+BATCH_MAX_STEPS = 32
 
 
 def execution_error(message: str) -> QueryError:
@@ -130,6 +141,7 @@ class RangeValue:
     times: np.ndarray
     range_ms: int
     offset_ms: int = 0
+    packed: Packed | None = None  # the series' samples concatenated (range selectors)
 
     def bounds(self, ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per step, the slice ``[lo, hi)`` of ``ms`` in the window ``(t - range, t]``."""
@@ -161,6 +173,37 @@ def _drop_stale(ms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     if not stale.any():
         return ms, values
     return ms[~stale], values[~stale]
+
+
+def _pack_columns(cols: list[Any]) -> tuple[Packed, list[tuple[dict[str, str], np.ndarray, np.ndarray]]]:
+    """The samples of ``cols`` without staleness markers, concatenated, and per series
+    with samples left its (labels, ms, values) as views into the concatenation."""
+    if not cols:
+        return pack([]), []
+    lengths = np.fromiter((len(c.ms) for c in cols), dtype=np.int64, count=len(cols))
+    offsets = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ms = np.concatenate([c.ms for c in cols]).astype(np.int64, copy=False)
+    values = np.concatenate([c.values for c in cols]).astype(np.float64, copy=False)
+    nan = np.isnan(values)
+    if nan.any():
+        stale = nan & stale_mask(values)
+        if stale.any():
+            keep = ~stale
+            kept = np.zeros(len(keep) + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept[1:])
+            offsets = kept[offsets]
+            ms, values = ms[keep], values[keep]
+    bounds = offsets.tolist()
+    series = []
+    starts = []
+    for i, col in enumerate(cols):
+        a, b = bounds[i], bounds[i + 1]
+        if b > a:
+            series.append((col.labels, ms[a:b], values[a:b]))
+            starts.append(a)
+    starts.append(bounds[-1])
+    return Packed(ms, values, np.array(starts, dtype=np.int64)), series
 
 
 class Evaluator:
@@ -315,6 +358,10 @@ class Evaluator:
         times = self._times(steps, node.offset, node.at)
         n = len(steps)
         cols = self._load(node, int(times.min()) - self.lookback_ms, int(times.max()))
+        if cols and n <= BATCH_MAX_STEPS:
+            block = self._select_batch(cols, times, want_ts)
+            if block is not None:
+                return block
         values = np.empty((len(cols), n), dtype=np.float64)
         present = np.empty((len(cols), n), dtype=bool)
         ts = np.zeros((len(cols), n), dtype=np.int64) if want_ts else None
@@ -341,11 +388,38 @@ class Evaluator:
                 ts[i] = sample_ms
         return Block(labels, values, present, ts)
 
+    def _select_batch(self, cols: list[Any], times: np.ndarray, want_ts: bool) -> Block | None:
+        """:meth:`select` for all series at once (the same samples, picked with one
+        ``np.searchsorted`` over the concatenated series); None when it cannot be batched."""
+        packed = pack([(None, c.ms, c.values) for c in cols])
+        if not len(packed.ms):
+            return None
+        bounds = batch_bounds(packed, times, self.lookback_ms)
+        if bounds is None:
+            return None
+        starts = packed.offsets[:-1, None]
+        idx = np.maximum(bounds[1] - 1, starts)  # the newest sample at or before t, if any
+        np.minimum(idx, len(packed.ms) - 1, out=idx)  # (empty series, masked below)
+        sample_ms = packed.ms[idx]
+        values = packed.values[idx]
+        present = (sample_ms <= times) & (sample_ms > times - self.lookback_ms)
+        # a staleness marker as the newest sample: the series has ended
+        present &= ~stale_mask(values)
+        empty = packed.lengths() == 0
+        if empty.any():
+            present[empty] = False
+            values[empty] = 0.0
+            sample_ms[empty] = 0
+        return Block([c.labels for c in cols], values, present, sample_ms if want_ts else None)
+
     def select_range(self, node: MatrixSelector, steps: np.ndarray) -> RangeValue:
         sel = node.selector
         times = self._times(steps, sel.offset, sel.at)
         range_ms = round(node.range * 1000)
         cols = self._load(sel, int(times.min()) - range_ms, int(times.max()))
+        if len(times) <= BATCH_MAX_STEPS:
+            packed, series = _pack_columns(cols)
+            return RangeValue(series, times, range_ms, round(sel.offset * 1000), packed)
         series = []
         for col in cols:
             ms, vals = _drop_stale(col.ms, col.values)
@@ -432,6 +506,13 @@ class Evaluator:
 
         args = tuple(scalars)
         keep_name = name in _KEEP_NAME_RANGE
+        if not scalars and rng.series and name in BATCH_FUNCTIONS and n <= BATCH_MAX_STEPS:
+            from watchkeeper.query.promql.functions_range import RANGE_FUNCTIONS
+
+            if fn is None or fn is RANGE_FUNCTIONS.get(name):
+                out = self._range_batch(name, fn, rng, keep_name)
+                if out is not None:
+                    return out
         labels_out = []
         values = np.empty((len(rng.series), n), dtype=np.float64)
         present = np.empty((len(rng.series), n), dtype=bool)
@@ -448,6 +529,36 @@ class Evaluator:
                 present[i] = p
             labels_out.append(labels if keep_name else drop_name(labels))
         out = Block(labels_out, values, present).nonempty()
+        return finish(out, per_step=False)
+
+    def _range_batch(self, name: str, fn: Callable[..., tuple[np.ndarray, np.ndarray]] | None,
+                     rng: RangeValue, keep_name: bool) -> Block | None:
+        """``name`` over every series of ``rng`` in one vectorized pass
+        (:mod:`~watchkeeper.query.promql.functions_batch`); None when it cannot be batched.
+        Rows the batch leaves to the per-series function (sums that may overflow) get it."""
+        packed = rng.packed if rng.packed is not None else pack(rng.series)
+        res = batch(name, packed, rng.times, rng.range_ms)
+        if res is None:
+            return None
+        values, present, fallback = res
+        if fn is None:  # present_over_time
+            values = np.ones(present.shape)
+        elif fallback is not None and fallback.any():
+            from watchkeeper.query.promql.functions_range import RangeSeries
+
+            for i in np.flatnonzero(fallback).tolist():
+                labels, ms, vals = rng.series[i]
+                lo, hi = rng.bounds(ms)
+                rs = RangeSeries(labels=labels, ms=ms, values=vals, lo=lo, hi=hi,
+                                 steps_ms=rng.times, range_ms=rng.range_ms, offset_ms=rng.offset_ms)
+                values[i], present[i] = fn(rs, ())
+        labels_in = [s[0] for s in rng.series]
+        labels_out = labels_in if keep_name else [drop_name(lb) for lb in labels_in]
+        out = Block(labels_out, values, present).nonempty()
+        # A range selector's series have distinct label sets: with one metric name (or
+        # the name kept) they stay distinct, and nothing is left to merge.
+        if rng.packed is not None and (keep_name or len({lb.get("__name__") for lb in labels_in}) <= 1):
+            return out
         return finish(out, per_step=False)
 
 
