@@ -1,77 +1,56 @@
-"""Entry point: the typer app and the one handler that turns errors into messages and exit codes."""
+"""Entry point: the one handler that turns errors into messages and exit codes.
+
+The typer app lives in ``cli/app.py`` and is imported only when it is needed
+(``from watchkeeper.cli.main import app`` still works). Plain ``watchkeeper exec``
+invocations skip it: typer's start-up (the command tree, a pydantic adapter per
+parameter) costs more than parsing them, and ``exec`` is timed cold against Ansible.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
-
-import typer
-
-from watchkeeper.cli import (
-    alerts_cmd,
-    config_cmd,
-    exec_cmd,
-    hosts_cmd,
-    log_cmd,
-    rules_cmd,
-    run_cmd,
-    store_cmd,
-)
-from watchkeeper.cli import checks as _checks
-from watchkeeper.cli.common import ConfigOpt, DataDirOpt
-
-app = typer.Typer(name="watchkeeper", no_args_is_help=True, add_completion=False,
-                  help="Monitoring, alerting, automation and security for a fleet of Linux hosts.",
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
+from typing import Any
 
 
-@app.command()
-def up(config: ConfigOpt = None, data_dir: DataDirOpt = None,
-       listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT to serve HTTP on "
-                                                  "(default 127.0.0.1:8470).")] = None) -> None:
-    """Run everything: collectors, checks, store and the HTTP API, until SIGTERM."""
-    from watchkeeper.server import serve
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from watchkeeper.cli.app import app
 
-    raise typer.Exit(serve(config, data_dir, listen))
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-app.command("check")(_checks.check)
-app.command("status")(_checks.status)
-app.command("query")(store_cmd.query)
-app.command("import")(store_cmd.import_)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(log_cmd.app, name="log")
-app.command("alerts")(alerts_cmd.alerts)
-app.command("ack")(alerts_cmd.ack)
-app.add_typer(alerts_cmd.silence_app, name="silence")
-app.add_typer(rules_cmd.app, name="rules")
-# automation
-app.command("hosts")(hosts_cmd.hosts)
-app.command("exec")(exec_cmd.exec_)
-app.command("run")(run_cmd.run)
-app.add_typer(run_cmd.runbooks_app, name="runbooks")
-app.add_typer(run_cmd.runs_app, name="runs")
-app.command("approve")(run_cmd.approve)
-app.command("reject")(run_cmd.reject)
+def _fast_path(argv: list[str]) -> int | None:
+    """The exit status of a plain ``exec`` run without typer, or None to let typer parse."""
+    if not argv or argv[0] != "exec":
+        return None
+    from watchkeeper.cli._exec import parse_fast, run_exec
 
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    from watchkeeper import __version__
-
-    typer.echo(__version__)
+    kwargs = parse_fast(argv[1:])
+    if kwargs is None:
+        return None
+    try:
+        return run_exec(**kwargs)
+    except (EOFError, KeyboardInterrupt):
+        # as click's standalone mode reports an interrupted command
+        sys.stderr.write("\nAborted!\n")
+        return 1
 
 
 def main() -> None:
     from watchkeeper.errors import WatchkeeperError
 
     try:
+        code = _fast_path(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+        from watchkeeper.cli.app import app
+
         # Standalone mode: typer prints usage errors (exit 2) and turns typer.Exit(n) into
         # exit status n. (With standalone_mode=False it *returns* n, which was discarded.)
         app()
     except WatchkeeperError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
