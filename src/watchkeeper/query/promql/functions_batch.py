@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.query.promql.functions_range import extrapolate
+
 __all__ = ["BATCH_FUNCTIONS", "Packed", "batch", "batch_bounds", "pack"]
 
 F64 = npt.NDArray[np.float64]
@@ -141,22 +143,8 @@ def _extrapolated(w: _Windows, is_counter: bool, is_rate: bool) -> tuple[F64, Bo
             for k in range(int(r.max())):
                 rows = np.flatnonzero(rf > k)
                 flat[rows] += v[resets[af[rows] + k] - 1]
-    range_start = w.times - w.range_ms
-    range_end = w.times
-    to_start = (first_t - range_start).astype(np.float64) / 1000
-    to_end = (range_end - last_t).astype(np.float64) / 1000
-    sampled = (last_t - first_t).astype(np.float64) / 1000
-    avg = sampled / np.maximum(n - 1, 1).astype(np.float64)
-    threshold = avg * 1.1
-    to_start = np.where(to_start >= threshold, avg / 2, to_start)
-    if is_counter:
-        to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), to_start)
-        to_start = np.where(to_zero < to_start, to_zero, to_start)
-    to_end = np.where(to_end >= threshold, avg / 2, to_end)
-    factor = (sampled + to_start + to_end) / sampled
-    if is_rate:
-        factor = factor / (w.range_ms / 1000)
-    return np.where(ok, result * factor, 0.0), ok
+    return extrapolate(result, ok, first_t, last_t, first_v, n, w.times, w.range_ms,
+                       is_counter=is_counter, is_rate=is_rate)
 
 
 def _instant(w: _Windows, is_rate: bool) -> tuple[F64, Bool]:

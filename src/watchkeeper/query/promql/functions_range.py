@@ -209,8 +209,18 @@ def _extrapolated(rs: RangeSeries, is_counter: bool, is_rate: bool) -> tuple[F64
             for k in range(int(r.max())):
                 rows = np.flatnonzero(r > k)
                 result[rows] += v[resets[a[rows] + k] - 1]
-    range_start = rs.steps_ms - rs.range_ms
-    range_end = rs.steps_ms
+    return extrapolate(result, ok, first_t, last_t, first_v, n, rs.steps_ms, rs.range_ms,
+                       is_counter=is_counter, is_rate=is_rate)
+
+
+def extrapolate(result: Any, ok: Any, first_t: Any, last_t: Any, first_v: Any, n: Any,
+                steps_ms: Any, range_ms: int, *, is_counter: bool, is_rate: bool
+                ) -> tuple[Any, Any]:
+    """Prometheus's extrapolation of a delta to the window's edges (``extrapolatedRate``):
+    up to the edge when the gap is under 1.1x the average interval, else half an interval;
+    a counter never extrapolated below zero. Shared by the per-series and batched paths."""
+    range_start = steps_ms - range_ms
+    range_end = steps_ms
     to_start = (first_t - range_start).astype(np.float64) / 1000
     to_end = (range_end - last_t).astype(np.float64) / 1000
     sampled = (last_t - first_t).astype(np.float64) / 1000
@@ -223,7 +233,7 @@ def _extrapolated(rs: RangeSeries, is_counter: bool, is_rate: bool) -> tuple[F64
     to_end = np.where(to_end >= threshold, avg / 2, to_end)
     factor = (sampled + to_start + to_end) / sampled
     if is_rate:
-        factor = factor / (rs.range_ms / 1000)
+        factor = factor / (range_ms / 1000)
     return np.where(ok, result * factor, 0.0), ok
 
 
