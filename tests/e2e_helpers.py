@@ -7,12 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper"]
@@ -81,3 +84,34 @@ def demo_services(tmp: Path) -> Iterator[dict[str, str]]:
         yield {"WK_DNS_PORT": str(dns_port), "WK_TLS_PORT": str(tls_port), "WK_CA_FILE": str(ca)}
     finally:
         stop(proc)
+
+
+class ServerThread:
+    """uvicorn serving ``app`` on a socket bound before the app is built (so a check can
+    point at it), in its own thread and event loop."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, app: Any) -> None:
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(10)
+            assert not self.thread.is_alive(), "uvicorn did not stop"
+        self.sock.close()

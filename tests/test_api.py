@@ -14,21 +14,17 @@ from __future__ import annotations
 import asyncio
 import math
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e_helpers import ServerThread
 from watchkeeper.config import load_config
 from watchkeeper.monitor.exposition import parse_families, parse_text
 from watchkeeper.monitor.model import Sample
@@ -46,37 +42,6 @@ PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 # -- a real server in a thread ---------------------------------------------------------------
-class ServerThread:
-    """uvicorn serving ``app`` on a socket bound before the app is built (so a check can
-    point at it), in its own thread and event loop."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self, app: Any) -> None:
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="uvicorn", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise AssertionError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(10)
-            assert not self.thread.is_alive(), "uvicorn did not stop"
-        self.sock.close()
-
-
 @dataclass
 class Env:
     base: str

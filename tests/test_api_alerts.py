@@ -12,7 +12,6 @@ import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 import typer
-import uvicorn
 from fastapi import Depends
 from typer.testing import CliRunner
 
+from tests.e2e_helpers import ServerThread
 from watchkeeper.alerting.inhibit import Inhibitor, InhibitRule
 from watchkeeper.alerting.model import fingerprint
 from watchkeeper.alerting.mute import AlertMuter
@@ -47,36 +46,6 @@ INTAKE = "intake-token-abcdefghijklmn"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 AMTOOL = shutil.which("amtool")
 PROMETHEUS = shutil.which("prometheus")
-
-
-class ServerThread:
-    """uvicorn serving ``app`` in its own thread and event loop, on an ephemeral port."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self, app: Any) -> None:
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="uvicorn-alerts", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise AssertionError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(10)
-            assert not self.thread.is_alive(), "uvicorn did not stop"
-        self.sock.close()
 
 
 @dataclass
