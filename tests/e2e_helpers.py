@@ -71,6 +71,25 @@ def server(args: list[str], env: dict[str, str] | None = None, *, port: int,
 
 
 @contextmanager
+def config_server(cfg: Path, data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``watchkeeper up`` with a config file and a data dir, run from the config's folder."""
+    with server(["--config", str(cfg), "--data-dir", str(data)], port=port,
+                cwd=cfg.parent) as proc:
+        yield proc
+
+
+def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``pred`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
 def demo_services(tmp: Path) -> Iterator[dict[str, str]]:
     dns_port, tls_port = free_port(), free_port()
     ca = tmp / "demo-ca.pem"

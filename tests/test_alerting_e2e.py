@@ -9,8 +9,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e_helpers import WATCHKEEPER, free_port, wait_http
+from tests.e2e_helpers import WATCHKEEPER, config_server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -83,32 +81,6 @@ alerting:
     return cfg
 
 
-@contextmanager
-def _server(cfg: Path, data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([*WATCHKEEPER, "up", "--config", str(cfg), "--data-dir", str(data),
-                             "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, cwd=cfg.parent)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
-        assert proc.stdout is not None
-        proc.stdout.close()
-
-
-def _wait_for(pred: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _failed_attempts(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         n = conn.execute("SELECT count(*) FROM notification_attempts WHERE ok = 0").fetchone()[0]
@@ -123,23 +95,23 @@ def test_crash_while_firing_and_receiver_down_delivers_exactly_once(tmp_path: Pa
     cfg = _config(tmp_path, hook_port, heartbeat)
     data = tmp_path / "data"
     base = f"http://127.0.0.1:{port}"
-    with _server(cfg, data, port) as proc:
+    with config_server(cfg, data, port) as proc:
         heartbeat.unlink()
-        _wait_for(lambda: any(a["state"] == "firing" for a in
+        wait_for(lambda: any(a["state"] == "firing" for a in
                               httpx.get(f"{base}/api/v1/alerts").json()["alerts"]),
                   what="the alert to fire")
         # the receiver is down: delivery fails and is retried
-        _wait_for(lambda: _failed_attempts(data / "watchkeeper.db") >= 1, what="a failed attempt")
+        wait_for(lambda: _failed_attempts(data / "watchkeeper.db") >= 1, what="a failed attempt")
         proc.send_signal(signal.SIGKILL)  # a crash, not a clean stop
         proc.wait(10)
-    with Hook(hook_port) as hook, _server(cfg, data, port):
+    with Hook(hook_port) as hook, config_server(cfg, data, port):
         alerts = httpx.get(f"{base}/api/v1/alerts").json()["alerts"]
         assert [a["state"] for a in alerts] == ["firing"]  # still firing after the crash
         bodies = hook.wait(1)
         assert len(bodies) >= 1
         time.sleep(3)  # room for any duplicate to show up
         heartbeat.write_text("beat")
-        bodies = _wait_for(lambda: [b for b in hook.bodies if b["status"] == "resolved"] and hook.bodies,
+        bodies = wait_for(lambda: [b for b in hook.bodies if b["status"] == "resolved"] and hook.bodies,
                            what="the resolved notification")
         time.sleep(2)
         bodies = list(hook.bodies)
@@ -178,11 +150,11 @@ groups:
     hook_port, port = free_port(), free_port()
     cfg = _config(tmp_path, hook_port, heartbeat, extra='rules: ["rules/*.yaml"]')
     base = f"http://127.0.0.1:{port}"
-    with Hook(hook_port) as hook, _server(cfg, tmp_path / "data", port):
+    with Hook(hook_port) as hook, config_server(cfg, tmp_path / "data", port):
         groups = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
         assert [g["name"] for g in groups] == ["checks"]  # the broken file did not stop this one
         heartbeat.unlink()
-        names = _wait_for(lambda: {b["alerts"][0]["labels"]["alertname"] for b in hook.bodies
+        names = wait_for(lambda: {b["alerts"][0]["labels"]["alertname"] for b in hook.bodies
                                    if b["status"] == "firing"} >= {"HeartbeatMissing", "CheckFailing"}
                           and hook.bodies, what="both alerts at the receiver")
         rule_alert = next(b for b in names if b["alerts"][0]["labels"]["alertname"] == "HeartbeatMissing")

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ import httpx
 import pytest
 
 from tests.automation.sshd import SSHDFactory, SSHDFleet
-from tests.e2e_helpers import WATCHKEEPER, free_port, wait_http
+from tests.e2e_helpers import WATCHKEEPER, config_server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -73,32 +70,6 @@ def fleet() -> Iterator[SSHDFleet]:
         yield factory.start(1, prefix="web")
     finally:
         factory.close()
-
-
-def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@contextmanager
-def server(cfg: Path, data: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([*WATCHKEEPER, "up", "--config", str(cfg), "--data-dir", str(data),
-                             "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, cwd=cfg.parent)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 def write_setup(tmp: Path, fleet: SSHDFleet, hook_port: int) -> dict[str, Path]:
@@ -219,7 +190,7 @@ def test_closed_loop_remediates_and_escalates(tmp_path: Path, fleet: SSHDFleet) 
     data = tmp_path / "data"
     with Hook() as hook:
         paths = write_setup(tmp_path, fleet, hook.port)
-        with server(paths["config"], data, port):
+        with config_server(paths["config"], data, port):
             # 1. fixed over SSH, verified, recorded as remediated
             run = wait_for(lambda: [r for r in runs(base, "fix-flag")
                                     if "remediated" in r["summary"]], what="a remediated run")[0]
@@ -263,7 +234,7 @@ def test_api_runs_with_token_sse_and_restart_interrupts(tmp_path: Path, fleet: S
         paths = write_setup(tmp_path, fleet, hook.port)
         paths["flag"].write_text("there")
         paths["flag2"].write_text("there")
-        with server(paths["config"], data, port):
+        with config_server(paths["config"], data, port):
             hosts = httpx.get(f"{base}/api/v1/hosts", params={"pattern": "web"}).json()["hosts"]
             assert [h["name"] for h in hosts] == [fleet.hosts[0].name]
             names = [r["name"] for r in httpx.get(f"{base}/api/v1/runbooks").json()["runbooks"]]
@@ -324,7 +295,7 @@ def test_api_runs_with_token_sse_and_restart_interrupts(tmp_path: Path, fleet: S
             wait_for(lambda: httpx.get(f"{base}/api/v1/runs/{slow}").json()["status"] == "running",
                      what="the slow run to start")
         # the server above stopped with SIGTERM during the slow run: recorded interrupted
-        with server(paths["config"], data, port) as proc:
+        with config_server(paths["config"], data, port) as proc:
             rec = httpx.get(f"{base}/api/v1/runs/{slow}").json()
             assert rec["status"] == "interrupted", rec
             assert [s["status"] for s in rec["steps"]] == ["cancelled"]
@@ -334,7 +305,7 @@ def test_api_runs_with_token_sse_and_restart_interrupts(tmp_path: Path, fleet: S
                      what="the second slow run to start")
             proc.kill()  # a crash: nothing gets to record the run's end
             proc.wait(10)
-        with server(paths["config"], data, port):
+        with config_server(paths["config"], data, port):
             rec = httpx.get(f"{base}/api/v1/runs/{slow2}").json()
             assert rec["status"] == "interrupted"
             assert "interrupted" in rec["summary"]
@@ -357,7 +328,7 @@ def test_the_guide_example_heals_itself(tmp_path: Path) -> None:
         runbook.group(1).replace("/tmp/wk-demo", str(demo)))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with server(cfg, tmp_path / "data", port):
+    with config_server(cfg, tmp_path / "data", port):
         (run,) = wait_for(lambda: [r for r in runs(base, "restore-flag")
                                    if "remediated" in r["summary"]], what="the example's run")
     assert (demo / "app.flag").exists()
@@ -373,7 +344,7 @@ def test_exec_through_the_server_reuses_one_connection_per_host(tmp_path: Path,
         paths = write_setup(tmp_path, fleet, hook.port)
         paths["flag"].write_text("there")
         paths["flag2"].write_text("there")
-        with server(paths["config"], tmp_path / "data", port):
+        with config_server(paths["config"], tmp_path / "data", port):
             body = {"pattern": "web", "command": "echo warm; hostname >/dev/null"}
             assert httpx.post(f"{base}/api/v1/exec", json=body).status_code == 401
             before = fleet.servers[0].accepted()
