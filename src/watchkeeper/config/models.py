@@ -13,7 +13,7 @@ from watchkeeper.config.types import Duration, StrictModel, duration_at_least
 from watchkeeper.monitor.checks import CheckConfig, check_types
 from watchkeeper.units import format_duration
 
-__all__ = ["Config", "ServerConfig", "StorageConfig", "RetentionConfig", "CollectorsConfig",
+__all__ = ["ServerConfig", "StorageConfig", "RetentionConfig", "CollectorsConfig",
            "HostCollectorConfig", "check_union", "parse_listen"]
 
 
@@ -173,5 +173,3 @@ def config_model() -> Any:
         _CONFIG = _make_config_model()
     return _CONFIG
 
-
-Config = Any  # the type of a loaded config; see config_model()
