@@ -14,7 +14,7 @@ from watchkeeper.monitor.checks import CheckConfig, check_types
 from watchkeeper.units import format_duration
 
 __all__ = ["ServerConfig", "StorageConfig", "RetentionConfig", "CollectorsConfig",
-           "HostCollectorConfig", "check_union", "parse_listen"]
+           "HostCollectorConfig", "check_union", "config_model", "parse_listen"]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
