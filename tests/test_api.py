@@ -424,6 +424,19 @@ def test_check_history_newest_first_with_limit(api: Env) -> None:
                         "issues": ["query.limit: Input should be greater than or equal to 1"]}
 
 
+def test_check_history_includes_results_not_yet_written(tmp_path: Path) -> None:
+    # the writer flushes once a second; a result must show the moment it exists
+    with running_api(tmp_path) as env:
+        env.clock.advance(5)
+        asyncio.run(env.monitor.run_check("present"))
+        history = env.http.get("/api/v1/checks/present").json()["history"]
+        assert [(h["ts"], h["state"]) for h in history][:2] == [(T0 + 5, "OK"), (T0 - 10, "OK")]
+        assert len(history) == 4
+        asyncio.run(env.monitor.flush())  # once written, it appears once
+        again = env.http.get("/api/v1/checks/present").json()["history"]
+        assert again == history
+
+
 def test_unknown_check_is_404_with_hint(api: Env) -> None:
     r = api.http.get("/api/v1/checks/nope")
     assert r.status_code == 404

@@ -89,6 +89,7 @@ class MonitorService:
         self._status_rows: dict[str, CheckStatus] = {}
         self._samples: list[Sample] = []
         self._events: list[tuple[str, str, dict[str, Any]]] = []
+        self._inflight: list[dict[str, Any]] = []  # results a running flush is writing
         self._flush_lock = asyncio.Lock()
         self.collector: Any = None
         # per scrape check, the series of its previous scrape (for staleness markers)
@@ -217,6 +218,14 @@ class MonitorService:
         self.latest["collector:host"] = samples
         self._samples.extend(Sample(s.name, s.labels, s.value, s.timestamp or now) for s in samples)
 
+    def unwritten_history(self, name: str) -> list[dict[str, Any]]:
+        """Results of check ``name`` not yet in the database, newest first, shaped as
+        :func:`check_history` returns them, so readers see a result the moment it exists."""
+        rows = [r for r in (*self._inflight, *self._results) if r["check"] == name]
+        return [{"ts": r["ts"], "state": State(r["state"]).name, "state_type": r["state_type"],
+                 "attempt": r["attempt"], "summary": r["summary"], "details": r["details"],
+                 "duration_seconds": r["duration"]} for r in reversed(rows)]
+
     # -- writing -------------------------------------------------------------------------
     @staticmethod
     def _status_row(s: CheckStatus) -> dict[str, Any]:
@@ -260,6 +269,7 @@ class MonitorService:
             self._results, self._status_rows, self._samples, self._events = [], {}, [], []
             if not (batch.results or batch.statuses or batch.samples or batch.events):
                 return
+            self._inflight = list(batch.results)
             try:
                 await asyncio.to_thread(self._write, batch)
             except Exception:
@@ -272,6 +282,7 @@ class MonitorService:
                 self._events[:0] = batch.events
                 raise
             finally:
+                self._inflight = []
                 self.counters["samples_written"] += batch.written_samples
             self.counters["flushes"] += 1
 

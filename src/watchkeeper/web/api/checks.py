@@ -45,5 +45,9 @@ async def get_check(name: str, request: Request,
         raise NotFoundError(f"no check named {name!r}",
                             hint="GET /api/v1/checks lists the configured checks")
     out = _entry(state, name)
-    out["history"] = await asyncio.to_thread(check_history, state.engine, name, limit=limit)
+    # a result queued for the writer is as real as a stored one: the newest come first
+    unwritten = state.monitor.unwritten_history(name)
+    stored = await asyncio.to_thread(check_history, state.engine, name, limit=limit)
+    seen = {(h["ts"], h["summary"]) for h in unwritten}
+    out["history"] = (unwritten + [h for h in stored if (h["ts"], h["summary"]) not in seen])[:limit]
     return out
