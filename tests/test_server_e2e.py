@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e_helpers import ROOT, WATCHKEEPER, demo_services, free_port, server
+from tests.e2e_helpers import ROOT, WATCHKEEPER, demo_services, free_port, server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,14 @@ def test_example_config_runs_every_check_and_serves_history(tmp_path: Path) -> N
             metrics = httpx.get(f"{base}/metrics").text
             assert "node_cpu_seconds_total{" in metrics
             assert 'watchkeeper_check_up{check="self-http"' in metrics
-            time.sleep(1.5)  # the writer flushes every second
-            now = time.time()
-            r = httpx.get(f"{base}/api/v1/query_range", params={
-                "query": "node_load1", "start": now - 60, "end": now, "step": "5s"}).json()
-            assert r["status"] == "success" and r["data"]["resultType"] == "matrix"
-            assert r["data"]["result"], r
+            def load_range() -> dict | None:  # the writer flushes every second
+                now = time.time()
+                r = httpx.get(f"{base}/api/v1/query_range", params={
+                    "query": "node_load1", "start": now - 60, "end": now, "step": "5s"}).json()
+                assert r["status"] == "success" and r["data"]["resultType"] == "matrix"
+                return r if r["data"]["result"] else None
+
+            wait_for(load_range, 20, "node_load1 in the store")
             r = httpx.get(f"{base}/api/v1/query", params={"query": 'watchkeeper_check_state{check="app-dns"}'}).json()
             assert r["data"]["result"][0]["value"][1] == "0"
             # the scrape check stored watchkeeper's own series under job/instance
