@@ -89,8 +89,9 @@ def _labels(labels: dict[str, str], skip: str = "alertname") -> str:
 def alerts(server: ServerOpt = None, config: ConfigOpt = None, json_: JsonOpt = False,
            filter_: Annotated[list[str] | None, typer.Option(
                "--filter", help='Only alerts matching these matchers, e.g. severity="critical".'
-           )] = None) -> None:
+           )] = None, data_dir: DataDirOpt = None) -> None:
     """List pending and firing alerts with their ack, silence and inhibition state."""
+    del data_dir  # accepted like the changing commands take it; reading needs no token
     url = server_url(server, config)
     body = _request("GET", url, "/api/v1/alerts", params={"filter": filter_ or []})
     items = body["alerts"]
@@ -189,8 +190,9 @@ def silence_add(
 def silence_list(
         server: ServerOpt = None, config: ConfigOpt = None, json_: JsonOpt = False,
         expired: Annotated[bool, typer.Option("--expired", help="Also list expired ones.")] = False,
-) -> None:
+        data_dir: DataDirOpt = None) -> None:
     """List active and pending silences (with --expired, expired ones too)."""
+    del data_dir  # accepted like `silence add` takes it; reading needs no token
     url = server_url(server, config)
     items = [s for s in _request("GET", url, "/api/v2/silences")
              if expired or s["status"]["state"] != "expired"]

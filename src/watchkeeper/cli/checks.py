@@ -9,6 +9,7 @@ import typer
 
 from watchkeeper.cli.common import (
     ConfigOpt,
+    DataDirOpt,
     JsonOpt,
     ServerOpt,
     http_get,
@@ -71,8 +72,10 @@ def check(names: Annotated[list[str] | None, typer.Argument(help="Checks to run 
     raise typer.Exit(int(worst))
 
 
-def status(server: ServerOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+def status(server: ServerOpt = None, config: ConfigOpt = None, json_: JsonOpt = False,
+           data_dir: DataDirOpt = None) -> None:
     """Summarize a running server: uptime, checks by state, store size."""
+    del data_dir  # accepted like the other commands take it; reading needs no token
     url = server_url(server, config)
     data = http_get(url, "/api/v1/status")
     checks = http_get(url, "/api/v1/checks")["checks"]
