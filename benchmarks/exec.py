@@ -8,7 +8,12 @@ tests/automation/sshd.py), then in one run times ``true`` on every host with:
 * ``ansible all -m raw -a true --forks N`` (ansible-core, OpenSSH client; a fresh
   ControlPath dir so no master connection is reused);
 * ``pyinfra INV exec -- true`` with ``--parallel N``;
-* a bare asyncssh loop in a subprocess (the floor: connect + run, nothing else).
+* a bare asyncssh loop in a subprocess (the floor: connect + run, nothing else);
+
+then, warm, against a running ``watchkeeper up`` whose pool already holds a connection
+per host: ``watchkeeper exec all --server URL --json -- true`` (the CLI, a new process
+each time; goal >= 20x Ansible) and the same POST /api/v1/exec made from this process
+(the server's part alone).
 
 Each is run ROUNDS times; wall time is the median, CPU (user+sys of the process tree)
 and peak memory (sum of RSS over the process tree, sampled every 20 ms) are of the

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from watchkeeper.automation.run_owner import RunOwner
 from watchkeeper.automation.runs import RunStore, cap_output
 from watchkeeper.errors import InputError, NotFoundError
 from watchkeeper.eventlog import EventLog
@@ -62,6 +63,7 @@ def test_a_run_is_recorded_with_steps_hosts_and_durations(store: RunStore, clock
     store.set_status(run_id, "failed", summary="2 hosts: 1 failed, 1 skipped")
     rec = store.get(run_id[:8])
     assert rec.status == "failed" and rec.duration_seconds == 4.5
+    assert store.get(run_id[:8].upper()).id == run_id  # as a prefix is often typed
     step = rec.steps_for("web1")[0]
     assert (step.exit_code, step.stderr, step.duration_seconds) == (1, "boom", 2.5)
     assert len(step.stdout) < 200 and "characters dropped" in step.stdout
@@ -91,11 +93,16 @@ def test_cap_output_keeps_head_and_tail() -> None:
     assert cap_output("short", 40) == "short"
 
 
-def test_mark_interrupted_at_start_up(store: RunStore, eventlog: EventLog) -> None:
-    running = new_run(store)
+def test_mark_interrupted_at_start_up(store: RunStore, eventlog: EventLog, db: Any,
+                                     clock: FakeClock) -> None:
+    # created by a process that is gone (this pid, but another start time: a reused pid);
+    # runs of a live owner are left alone (tests/automation/test_run_owner.py)
+    gone = RunStore(db, clock, eventlog=eventlog,
+                    owner=RunOwner(store.owner.host, store.owner.pid, 1.0))
+    running = new_run(gone)
     store.set_status(running, "running")
     sid = store.add_step(running, phase="steps", step="restart", host="web1")
-    waiting = new_run(store)
+    waiting = new_run(gone)
     store.request_approval(waiting, "ok?", role=None, message="", timeout=60)
     done = new_run(store)
     store.set_status(done, "ok", summary="fine")
@@ -107,6 +114,7 @@ def test_mark_interrupted_at_start_up(store: RunStore, eventlog: EventLog) -> No
     assert store.get(waiting).steps[0].status == "interrupted"
     assert [e.kind for e in eventlog.list(kind="run.interrupted")] == ["run.interrupted"] * 2
     assert store.mark_interrupted() == []
+    gone.close()
 
 
 def test_cancel(store: RunStore, eventlog: EventLog) -> None:

@@ -8,7 +8,10 @@ host (phase ``steps``/``verify``/``on_failure``), one per approval wait (host
 Run status: ``pending`` -> ``running`` (<-> ``awaiting_approval``) -> one of
 ``ok``, ``failed``, ``cancelled``, ``rejected``, ``interrupted``. A process that
 starts up calls :meth:`RunStore.mark_interrupted`, so a run cut off by a restart
-is never silently lost.
+is never silently lost -- but only runs whose owner is gone: each run records the
+process executing it (host, pid, process start time; :mod:`.run_owner`) and a
+heartbeat that process refreshes while it has active runs, so a ``watchkeeper run``
+going on beside a starting server is left alone.
 
 Several processes may share the database (the server runs a runbook, the CLI
 approves it against the same data dir): waiting engines and followers look at
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -33,6 +37,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from watchkeeper.automation.run_owner import RunOwner, owner_alive
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.errors import InputError, NotFoundError
 from watchkeeper.store.models import run_steps, runs
@@ -42,6 +47,10 @@ __all__ = ["ACTIVE", "FINAL", "RunEvent", "RunRecord", "RunStore", "StepRecord",
 FINAL = frozenset({"ok", "failed", "cancelled", "interrupted", "rejected"})
 ACTIVE = frozenset({"pending", "running", "awaiting_approval"})
 DEFAULT_OUTPUT_CAP = 64 * 1024
+HEARTBEAT_INTERVAL = 15.0  # seconds between an owner's heartbeats while it has active runs
+STALE_AFTER = 60.0  # an owner on another host whose heartbeat is older than this is gone
+
+log = logging.getLogger(__name__)
 
 
 def cap_output(text: str, cap: int) -> str:
@@ -108,6 +117,7 @@ class RunRecord:
     alert: dict[str, Any] | None
     parent: str | None
     steps: list[StepRecord] = field(default_factory=list)
+    owner: dict[str, Any] | None = None  # host, pid, started, heartbeat_at (None: not known)
 
     @property
     def finished(self) -> bool:
@@ -140,7 +150,7 @@ class RunRecord:
                 "created_at": self.created_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "duration_seconds": self.duration_seconds,
                 "summary": self.summary, "alert": self.alert, "parent": self.parent,
-                "hosts": self.hosts,
+                "owner": self.owner, "hosts": self.hosts,
                 "steps": [s.to_dict() for s in self.steps if s.phase != "result"]}
 
 
@@ -197,15 +207,27 @@ class RunStore:
     Methods are synchronous (one short transaction each) except the waits and
     :meth:`subscribe`. ``eventlog`` (an :class:`~watchkeeper.eventlog.EventLog`)
     receives the run events; ``output_cap`` bounds stored stdout/stderr per step.
+    ``owner`` is recorded on the runs this store creates (default: this process); while
+    any of them is active a background thread refreshes their heartbeat every
+    ``heartbeat_interval`` seconds (:meth:`close` stops it).
     """
 
     def __init__(self, engine: Engine, clock: Clock | None = None, *, eventlog: Any = None,
-                 output_cap: int = DEFAULT_OUTPUT_CAP, poll_interval: float = 0.5) -> None:
+                 output_cap: int = DEFAULT_OUTPUT_CAP, poll_interval: float = 0.5,
+                 owner: RunOwner | None = None, heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 stale_after: float = STALE_AFTER) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.eventlog = eventlog
         self.output_cap = output_cap
         self.poll_interval = poll_interval
+        self.owner = owner or RunOwner.current()
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_after = stale_after
+        self._beat_lock = threading.Lock()
+        self._beat_thread: threading.Thread | None = None
+        self._beat_stop = threading.Event()
+        self._beat_generation = 0
         self._waiters = _Waiters()
         self._cancel_hooks: dict[str, Callable[[], None]] = {}
         self._lock = threading.Lock()
@@ -231,7 +253,9 @@ class RunStore:
                 started_by=started_by, params=json.dumps(dict(params), default=str),
                 targets=json.dumps(list(targets)), check_mode=check_mode, created_at=now,
                 summary="", alert=json.dumps(dict(alert), default=str) if alert else None,
-                parent=parent))
+                parent=parent, owner_host=self.owner.host, owner_pid=self.owner.pid,
+                owner_started=self.owner.started, heartbeat_at=now))
+        self._start_heartbeat()
         self._log("run.started", run_id, {"runbook": runbook, "trigger": trigger,
                                           "params": dict(params), "targets": list(targets),
                                           "check_mode": check_mode, "parent": parent},
@@ -322,6 +346,9 @@ class RunStore:
     # ------------------------------------------------------------ reading
 
     def _resolve(self, conn: Any, run_id: str) -> Any:
+        # ids are lowercase UUIDs; a prefix typed in capitals finds them on every database
+        # (SQLite's LIKE ignores case, PostgreSQL's does not)
+        run_id = run_id.strip().lower()
         row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is not None:
             return row
@@ -342,7 +369,9 @@ class RunStore:
                          created_at=row.created_at, started_at=row.started_at,
                          finished_at=row.finished_at, summary=row.summary or "",
                          alert=json.loads(row.alert) if row.alert else None, parent=row.parent,
-                         steps=steps or [])
+                         steps=steps or [], owner=None if row.owner_host is None else {
+                             "host": row.owner_host, "pid": row.owner_pid,
+                             "started": row.owner_started, "heartbeat_at": row.heartbeat_at})
 
     @staticmethod
     def _step(r: Any) -> StepRecord:
@@ -364,9 +393,11 @@ class RunStore:
         return self._record(row, [self._step(s) for s in steps])
 
     def list(self, *, limit: int = 50, status: str | None = None, runbook: str | None = None,
-             parent: str | None = None) -> list[RunRecord]:
+             parent: str | None = None, started_by: str | None = None) -> list[RunRecord]:
         """The newest runs first, without their steps."""
         q = select(runs)
+        if started_by:
+            q = q.where(runs.c.started_by == started_by)
         if status:
             q = q.where(runs.c.status == status)
         if runbook:
@@ -414,12 +445,22 @@ class RunStore:
         return self.get(rec.id)
 
     def mark_interrupted(self) -> builtins.list[str]:
-        """At start-up: every run still pending/running/awaiting approval was cut off by a
-        restart. Mark it (and its unfinished steps) ``interrupted``; return the run ids."""
+        """At start-up: a run still pending/running/awaiting approval whose owner is gone
+        (:func:`~watchkeeper.automation.run_owner.owner_alive`) was cut off by a restart or
+        a crash. Mark it (and its unfinished steps) ``interrupted``; return the run ids.
+        Runs whose owner still lives (a ``watchkeeper run`` beside this process) are left
+        to it."""
         now = self.clock.time()
         with self.engine.begin() as conn:
-            rows = conn.execute(select(runs.c.id, runs.c.runbook, runs.c.started_by)
-                                .where(runs.c.status.in_(ACTIVE))).all()
+            active = conn.execute(select(runs.c.id, runs.c.runbook, runs.c.started_by,
+                                         runs.c.owner_host, runs.c.owner_pid,
+                                         runs.c.owner_started, runs.c.heartbeat_at)
+                                  .where(runs.c.status.in_(ACTIVE))).all()
+            rows = [r for r in active if not owner_alive(
+                None if r.owner_host is None else RunOwner(r.owner_host, int(r.owner_pid or 0),
+                                                           float(r.owner_started or 0.0)),
+                r.heartbeat_at, now=now, stale_after=self.stale_after,
+                this_host=self.owner.host)]
             for r in rows:
                 conn.execute(update(runs).where(runs.c.id == r.id).values(
                     status="interrupted", finished_at=now,
@@ -431,6 +472,54 @@ class RunStore:
         for r in rows:
             self._log("run.interrupted", r.id, {"runbook": r.runbook})
         return [r.id for r in rows]
+
+    # ------------------------------------------------------------ heartbeat
+
+    def _start_heartbeat(self) -> None:
+        """Make sure the heartbeat thread runs (a run of ours was just created)."""
+        with self._beat_lock:
+            self._beat_generation += 1
+            if self._beat_thread is not None or self._beat_stop.is_set():
+                return
+            self._beat_thread = threading.Thread(target=self._heartbeat_loop, daemon=True,
+                                                 name="watchkeeper-run-heartbeat")
+            self._beat_thread.start()
+
+    def heartbeat(self) -> int:
+        """Refresh the heartbeat of this owner's active runs now; how many there are."""
+        o = self.owner
+        with self.engine.begin() as conn:
+            result = conn.execute(update(runs).where(
+                runs.c.owner_host == o.host, runs.c.owner_pid == o.pid,
+                runs.c.owner_started == o.started, runs.c.status.in_(ACTIVE))
+                .values(heartbeat_at=self.clock.time()))
+        return int(result.rowcount or 0)
+
+    def _heartbeat_loop(self) -> None:
+        # a thread, not a task: the store is used from sync code, asyncio code and several
+        # event loops; it ends by itself once none of our runs is active (or on close())
+        while not self._beat_stop.wait(self.heartbeat_interval):
+            with self._beat_lock:
+                generation = self._beat_generation
+            try:
+                active = self.heartbeat()
+            except Exception:  # the database is away for a moment: try again next time
+                log.warning("cannot refresh the runs' heartbeat", exc_info=True)
+                continue
+            with self._beat_lock:
+                if active == 0 and generation == self._beat_generation:
+                    self._beat_thread = None
+                    return
+        with self._beat_lock:
+            self._beat_thread = None
+
+    def close(self) -> None:
+        """Stop the heartbeat thread (the process is stopping)."""
+        self._beat_stop.set()
+        with self._beat_lock:
+            thread = self._beat_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     # ------------------------------------------------------------ approvals
 

@@ -12,7 +12,8 @@
   TaskGroup so a shutdown cancels them and records them ``cancelled``.
 
 On start :meth:`startup` marks runs a previous process left running as
-``interrupted``. A reload (:meth:`apply`) swaps inventory, library and triggers; an
+``interrupted`` -- only those whose owner process is gone (a ``watchkeeper run`` still
+executing against the same data dir keeps its run; see ``automation/run_owner.py``). A reload (:meth:`apply`) swaps inventory, library and triggers; an
 inventory that fails to load keeps the last good one and reports its problems.
 """
 
@@ -90,7 +91,8 @@ class AutomationService:
 
     # -- configuration -------------------------------------------------------------------
     def startup(self) -> list[str]:
-        """Mark runs a stopped process left unfinished ``interrupted``; returns their ids."""
+        """Mark runs a stopped process left unfinished ``interrupted`` (their owner is gone;
+        runs of a live owner are left to it); returns their ids."""
         ids: list[str] = self.runs.mark_interrupted()
         if ids:
             log.warning("%d run(s) were interrupted by the last shutdown: %s", len(ids),
@@ -200,6 +202,7 @@ class AutomationService:
                 except Exception:  # closing must not hide the reason we stop
                     log.exception("closing executors failed")
         self._retired.clear()
+        self.runs.close()  # no more heartbeats: this process stops owning runs
 
     # -- starting runs ---------------------------------------------------------------------
     def prepare(self, runbook: str, params: Mapping[str, Any], *, limit: str | None = None,
@@ -299,17 +302,32 @@ class AutomationService:
 
     # -- reading (API) -----------------------------------------------------------------------
     def triggers_info(self) -> list[dict[str, Any]]:
+        """The configured (enabled) triggers with their state, for ``GET /api/v1/triggers``
+        and ``watchkeeper triggers``: what the config says (``trigger_summary``), then
+        ``last_fired`` (the newest ``trigger.fired`` event), ``last_run`` (the newest run
+        the trigger started: id, status, times, summary); a schedule's ``next`` as its
+        loop has it and ``running``; an alert trigger's cooldown and rate-limit state
+        (:meth:`AlertTriggers.state`)."""
+        from watchkeeper.automation.triggers import trigger_summary
+
+        now = self.clock.time()
         out = []
         for t in self.trigger_configs:
-            item: dict[str, Any] = {"name": t.name, "kind": t.kind, "runbook": t.runbook,
-                                    "limit": t.limit}
+            item = trigger_summary(t, now=now)
             if t.schedule is not None:
                 s = self.schedules.get(t.name)
-                item.update({"schedule": t.schedule, "timezone": t.timezone,
-                             "next": s.next_at if s is not None else None})
-            else:
-                assert t.alert is not None
-                item.update({"matchers": list(t.alert.matchers), "cooldown": t.cooldown,
-                             "rate_limit": t.rate_limit.model_dump() if t.rate_limit else None})
+                if s is not None and s.next_at is not None:
+                    item["next"] = s.next_at
+                item["running"] = bool(s is not None and s.running is not None
+                                       and not s.running.done())
+            elif self.alert_triggers is not None:
+                item.update(self.alert_triggers.state(t.name, now) or {})
+            fired = self.eventlog.list(kind="trigger.fired", subject=f"trigger/{t.name}",
+                                       limit=1)
+            item["last_fired"] = fired[-1].ts if fired else None
+            last = self.runs.list(limit=1, started_by=f"{t.kind}:{t.name}")
+            item["last_run"] = None if not last else {
+                "id": last[0].id, "status": last[0].status, "created_at": last[0].created_at,
+                "finished_at": last[0].finished_at, "summary": last[0].summary}
             out.append(item)
         return out

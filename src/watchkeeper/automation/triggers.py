@@ -45,7 +45,7 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.eventlog import EventLog
 
 __all__ = ["AlertTriggers", "Launcher", "RunOutcome", "RunRequest", "Schedule", "Verifier",
-           "cron_times", "next_fire", "remediation_rule", "render_params"]
+           "cron_times", "next_fire", "remediation_rule", "render_params", "trigger_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,23 @@ def cron_times(expr: str, tz: str, after: float, until: float, *,
             break
         out.append(t)
     return out
+
+
+def trigger_summary(t: TriggerConfig, *, now: float) -> dict[str, Any]:
+    """What a config alone tells about a trigger (``watchkeeper triggers`` without a server;
+    the server adds its state): name, kind, runbook, enabled, limit; a schedule's cron
+    expression, time zone and ``next`` fire time after ``now`` (None when disabled); an
+    alert trigger's matchers, cooldown and rate limit (seconds)."""
+    item: dict[str, Any] = {"name": t.name, "kind": t.kind, "runbook": t.runbook,
+                            "enabled": t.enabled, "limit": t.limit}
+    if t.schedule is not None:
+        item.update({"schedule": t.schedule, "timezone": t.timezone,
+                     "next": next_fire(t.schedule, t.timezone, now) if t.enabled else None})
+    else:
+        assert t.alert is not None  # the config model requires exactly one of the two
+        item.update({"matchers": list(t.alert.matchers), "cooldown": t.cooldown,
+                     "rate_limit": t.rate_limit.model_dump() if t.rate_limit else None})
+    return item
 
 
 def _iso(ts: float) -> str:
@@ -338,6 +355,33 @@ class AlertTriggers:
 
                 st.escalations[a.labels["remediated_fingerprint"]] = ActiveAlert(
                     labels=dict(a.labels), annotations=dict(a.annotations), value=a.value)
+
+    def state(self, name: str, now: float) -> dict[str, Any] | None:
+        """A trigger's cooldown and rate-limit state at ``now`` (None: no such alert trigger).
+
+        ``cooling_down``: the alerts (by fingerprint) handled within ``cooldown``, each with
+        ``until``; ``rate_limit_state`` (None without a rate limit): ``used`` of ``runs``
+        in the last ``per`` seconds, ``remaining``, and ``resets_at`` when none remain;
+        ``in_flight``: remediations going on now.
+        """
+        st = self.triggers.get(name)
+        if st is None:
+            return None
+        cfg = st.config
+        cooling = sorted(({"fingerprint": fp, "until": ts + cfg.cooldown}
+                          for fp, ts in st.last_by_alert.items() if now - ts < cfg.cooldown),
+                         key=lambda c: (c["until"], c["fingerprint"]))
+        limit_state: dict[str, Any] | None = None
+        if cfg.rate_limit is not None:
+            rl = cfg.rate_limit
+            recent = sorted(ts for ts in st.launches if now - ts < rl.per)
+            limit_state = {"used": len(recent), "runs": rl.runs, "per": rl.per,
+                           "remaining": max(0, rl.runs - len(recent)),
+                           "resets_at": (recent[len(recent) - rl.runs] + rl.per
+                                         if len(recent) >= rl.runs else None)}
+        in_flight = sum(1 for (trigger, _fp), task in self.in_flight.items()
+                        if trigger == name and not task.done())
+        return {"cooling_down": cooling, "rate_limit_state": limit_state, "in_flight": in_flight}
 
     def wake(self) -> None:
         """Look at the alerts now. Safe to call from any thread (the alert store's hook)."""

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+# typing costs ~6 ms to import and nothing here needs it at run time (annotations are
+# strings); type checkers treat any name TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["parse_fast", "run_exec"]
 
@@ -107,36 +112,59 @@ def run_exec(pattern: str, command: list[str], inventory: list[str] | None = Non
     """Run ``command`` on every host ``pattern`` selects; print the results; the exit status.
 
     0 when every host returned ``ok``, else 1. Raises InputError (no command, a bad
-    ``--timeout`` or ``--forks``, an unknown pattern), ConfigError, ServerUnreachableError.
+    ``--timeout`` or ``--forks``, an unknown pattern, an error answer from ``--server``),
+    ConfigError, ServerUnreachableError. With ``server`` nothing heavier than the standard
+    library is imported on the way to a successful answer (the warm path is timed).
     """
-    from watchkeeper.errors import InputError
-    from watchkeeper.units import parse_duration
-
     if not command:
+        from watchkeeper.errors import InputError
+
         raise InputError("no command given", hint="watchkeeper exec PATTERN -- COMMAND")
     limit: float | None = None
     if timeout:
+        from watchkeeper.units import parse_duration
+
         try:
             limit = parse_duration(timeout)
         except ValueError:
+            from watchkeeper.errors import InputError
+
             raise InputError(f"--timeout {timeout!r} is not a duration (e.g. 30s, 5m)") from None
     if server:
+        if forks is not None and forks < 1:
+            from watchkeeper.errors import InputError
+
+            raise InputError(f"--forks must be at least 1, not {forks}")
         results = _remote(server, pattern, " ".join(command), forks=forks or 50, timeout=limit,
                           config=config)
+        sys.stderr.write(_summary(results) + "\n")
     else:
         ssh_cfg, hosts = _select(pattern, inventory, config)
         n_forks = forks if forks is not None else (ssh_cfg.forks if ssh_cfg else 50)
         if n_forks < 1:
+            from watchkeeper.errors import InputError
+
             raise InputError(f"--forks must be at least 1, not {n_forks}")
         import asyncio
 
-        results = asyncio.run(_run(hosts, " ".join(command), forks=n_forks, timeout=limit,
-                                   known_hosts=known_hosts, ssh_cfg=ssh_cfg))
+        results = [r.to_dict() for r in asyncio.run(
+            _run(hosts, " ".join(command), forks=n_forks, timeout=limit,
+                 known_hosts=known_hosts, ssh_cfg=ssh_cfg))]
     if json_:
-        _print_json([r.to_dict() for r in results])
+        _print_json(results)
     else:
         _table(results)
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r.get("status") == "ok" for r in results) else 1
+
+
+def _summary(results: list[dict[str, Any]]) -> str:
+    """The closing line of a local run's progress (adhoc.Progress.summary), for a remote one."""
+    n = {k: 0 for k in ("ok", "failed", "unreachable", "timeout")}
+    for r in results:
+        status = str(r.get("status"))
+        n[status] = n.get(status, 0) + 1
+    return (f"done {n['ok']}, failed {n['failed']}, unreachable {n['unreachable']}, "
+            f"timeout {n['timeout']}, remaining 0 of {len(results)}")
 
 
 def _print_json(data: Any) -> None:
@@ -152,15 +180,9 @@ def _select(pattern: str, inventory: list[str] | None, config: str | None) -> tu
 
     if inventory:
         inv = load_inventory(inventory)
-        ssh_cfg = None
-        if config:
-            from watchkeeper.cli.common import load
-
-            ssh_cfg = load(config).config.ssh
+        ssh_cfg = _load_config(config).ssh if config else None
     else:
-        from watchkeeper.cli.common import load
-
-        cfg = load(config).config
+        cfg = _load_config(config)
         ssh_cfg = cfg.ssh
         inv = load_inventory(cfg.inventory or None, config=cfg.hosts)
     return ssh_cfg, list(inv.select(pattern))
@@ -195,77 +217,168 @@ async def _run(hosts: list[Any], text: str, *, forks: int, timeout: float | None
 
 
 class _Reporter:
-    """Live progress on stderr: a status line on a terminal, a summary line otherwise."""
+    """Live progress on stderr: a status line redrawn in place on a terminal (at most ten
+    times a second), and the final summary line in any case."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.tty = sys.stderr.isatty()
-        self._live: Any = None
         self._last: Any = None
+        self._drawn = 0.0
+        self._shown = False
 
     def __enter__(self) -> _Reporter:
-        if self.tty and self.total:
-            from rich.console import Console
-            from rich.live import Live
-
-            self._live = Live("", console=Console(stderr=True), transient=True,
-                              refresh_per_second=10)
-            self._live.__enter__()
         return self
 
     def update(self, progress: Any, result: Any) -> None:
         self._last = progress
-        if self._live is not None:
-            self._live.update(progress.summary())
+        if not (self.tty and self.total):
+            return
+        import time
+
+        now = time.monotonic()
+        if now - self._drawn >= 0.1:
+            self._drawn = now
+            self._shown = True
+            # carriage return, the line, erase to its end: redrawn in place
+            sys.stderr.write("\r" + progress.summary() + "\x1b[K")
+            sys.stderr.flush()
 
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
         if self._last is not None:
             sys.stderr.write(self._last.summary() + "\n")
 
 
-def _table(results: list[Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+_STATUS_COLOURS = {"ok": "green", "failed": "red", "unreachable": "magenta", "timeout": "yellow"}
 
-    colors = {"ok": "green", "failed": "red", "unreachable": "magenta", "timeout": "yellow"}
-    table = Table(show_lines=False)
-    for col in ("host", "status", "exit", "time", "output"):
-        table.add_column(col, overflow="fold")
+
+def _table(results: list[dict[str, Any]]) -> None:
+    """One row per host (host, status, exit, time, output) on stdout, or "no hosts matched"."""
+    from watchkeeper.cli._table import colour_wanted, render_table
+
+    if not results:
+        sys.stdout.write("no hosts matched\n")
+        return
+    rows: list[list[str]] = []
     for r in results:
-        output = "\n".join(x for x in (r.stdout.rstrip("\n"), r.stderr.rstrip("\n"),
-                                       r.error or "") if x)
-        table.add_row(escape(r.host), f"[{colors.get(r.status, 'white')}]{r.status}[/]",
-                      "" if r.exit_code is None else str(r.exit_code),
-                      f"{r.duration_seconds:.2f}s", escape(output))
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    if results:
-        console.print(table)
-    else:
-        console.print("no hosts matched")
+        output = "\n".join(x for x in (str(r.get("stdout") or "").rstrip("\n"),
+                                       str(r.get("stderr") or "").rstrip("\n"),
+                                       str(r.get("error") or "")) if x)
+        code = r.get("exit_code")
+        rows.append([str(r.get("host", "")), str(r.get("status", "")),
+                     "" if code is None else str(code),
+                     f"{float(r.get('duration_seconds') or 0.0):.2f}s", output])
+    tty = sys.stdout.isatty()
+    width = 160
+    if tty:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except OSError:
+            pass
+    colours: list[str | None] = [_STATUS_COLOURS.get(str(r.get("status")), "white")
+                                 for r in results]
+    sys.stdout.write(render_table(["host", "status", "exit", "time", "output"], rows,
+                                  width=width, colours=colours, colour=colour_wanted(tty)))
 
 
 def _remote(server: str, pattern: str, command: str, *, forks: int, timeout: float | None,
-            config: str | None) -> list[Any]:
-    """POST /api/v1/exec to a running server; its results as ExecResult objects."""
-    import httpx
+            config: str | None) -> list[dict[str, Any]]:
+    """POST /api/v1/exec to a running server; its results, one dict per host.
 
-    from watchkeeper.automation.executors.base import ExecResult
-    from watchkeeper.cli.alerts_cmd import _token
-    from watchkeeper.errors import InputError, ServerUnreachableError
+    Standard library only (``cli/_http.py``: a socket, json): this is the warm path people
+    time, and httpx alone takes longer to import than the server takes to answer. No proxy
+    is used (the server is normally on loopback); an https URL gets verified TLS.
+    Raises InputError (a bad URL, an error answer), ServerUnreachableError.
+    """
+    import json
+    from urllib.parse import urlsplit
+
+    from watchkeeper.cli._http import HTTPFailure, post
 
     url = server.rstrip("/")
-    token = _token(config, None)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    parts = urlsplit(url)
     try:
-        resp = httpx.post(f"{url}/api/v1/exec", json={"pattern": pattern, "command": command,
-                                                      "forks": forks, "timeout": timeout},
-                          headers=headers, timeout=None)
-    except httpx.HTTPError as exc:
-        raise ServerUnreachableError(f"cannot reach watchkeeper at {url}: {exc}") from None
-    body = resp.json()
-    if resp.status_code >= 400:
-        raise InputError(f"{url}: HTTP {resp.status_code}: {body.get('error', body)}")
-    return [ExecResult(**{k: v for k, v in r.items()}) for r in body["results"]]
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        from watchkeeper.errors import InputError
+
+        raise InputError(f"--server {server!r} is not an http:// or https:// URL",
+                         hint="e.g. --server http://127.0.0.1:8470")
+    token = _token(config)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    payload = json.dumps({"pattern": pattern, "command": command, "forks": forks,
+                          "timeout": timeout}).encode()
+    try:
+        # connecting must be quick; the answer comes when the slowest host is done, so
+        # wait as long as the command may take (no --timeout: no limit, as before)
+        status, raw = post(parts.scheme, parts.hostname, port, parts.path + "/api/v1/exec",
+                           payload, headers, connect_timeout=_CONNECT_TIMEOUT,
+                           read_timeout=None if timeout is None else timeout + _ANSWER_MARGIN)
+    except HTTPFailure as exc:
+        from watchkeeper.errors import ServerUnreachableError
+
+        raise ServerUnreachableError(f"cannot reach watchkeeper at {url}: {exc}",
+                                     hint="start it with `watchkeeper up`, or check --server"
+                                     ) from None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {"error": raw.decode("utf-8", "replace").strip()[:500] or "(empty answer)"}
+    if status >= 400 or not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        from watchkeeper.errors import InputError
+
+        msg = body.get("error", body) if isinstance(body, dict) else body
+        raise InputError(f"{url}: HTTP {status}: {msg}")
+    results: list[dict[str, Any]] = body["results"]
+    return results
+
+
+_CONNECT_TIMEOUT = 10.0
+_ANSWER_MARGIN = 30.0  # beyond --timeout: the server's own fan-out and the way back
+
+
+def _load_config(config: str | None) -> Any:
+    """cli.common.load (``config``, else ./watchkeeper.yaml, else the default) without
+    importing typer, which cli.common does at module level (~40 ms). Raises ConfigError."""
+    from pathlib import Path
+
+    from watchkeeper.config import default_config, load_config
+
+    if config:
+        return load_config(config).config
+    if Path("watchkeeper.yaml").exists():
+        return load_config("watchkeeper.yaml").config
+    return default_config().config
+
+
+def _token(config: str | None) -> str | None:
+    """The API token, looked up as the other commands do (cli.alerts_cmd._token):
+    $WATCHKEEPER_TOKEN, else the config's server.token, else DATA_DIR/token.
+
+    The environment is read first so the usual case loads no config at all; the data dir
+    is found as server.resolve_data_dir finds it, without importing the server (and
+    SQLAlchemy with it)."""
+    env = os.environ.get("WATCHKEEPER_TOKEN", "").strip()
+    if env:
+        return env
+    cfg = _load_config(config)
+    if cfg.server.token:
+        return str(cfg.server.token)
+    from pathlib import Path
+
+    if cfg.storage.data_dir:
+        data_dir = Path(os.path.expandvars(cfg.storage.data_dir)).expanduser()
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                ".local", "share")
+        data_dir = Path(base) / "watchkeeper"
+    try:
+        return (data_dir / "token").read_text().strip() or None
+    except OSError:
+        return None

@@ -15,6 +15,7 @@ from watchkeeper.cli import (
     rules_cmd,
     run_cmd,
     store_cmd,
+    triggers_cmd,
 )
 from watchkeeper.cli import checks as _checks
 from watchkeeper.cli.common import ConfigOpt, DataDirOpt
@@ -52,6 +53,7 @@ app.add_typer(run_cmd.runbooks_app, name="runbooks")
 app.add_typer(run_cmd.runs_app, name="runs")
 app.command("approve")(run_cmd.approve)
 app.command("reject")(run_cmd.reject)
+app.command("triggers")(triggers_cmd.triggers)
 
 
 @app.command()

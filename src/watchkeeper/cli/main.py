@@ -9,7 +9,12 @@ parameter) costs more than parsing them, and ``exec`` is timed cold against Ansi
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+# no typing import at run time (~6 ms): annotations are strings, and type checkers treat
+# any name TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def __getattr__(name: str) -> Any:
@@ -38,8 +43,6 @@ def _fast_path(argv: list[str]) -> int | None:
 
 
 def main() -> None:
-    from watchkeeper.errors import WatchkeeperError
-
     try:
         code = _fast_path(sys.argv[1:])
         if code is not None:
@@ -49,8 +52,14 @@ def main() -> None:
         # Standalone mode: typer prints usage errors (exit 2) and turns typer.Exit(n) into
         # exit status n. (With standalone_mode=False it *returns* n, which was discarded.)
         app()
-    except WatchkeeperError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        # errors.py is imported only when something failed: a successful fast path
+        # (``exec --server``) never pays for it
+        from watchkeeper.errors import WatchkeeperError
+
+        if not isinstance(exc, WatchkeeperError):
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)

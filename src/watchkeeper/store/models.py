@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "alert_history", "alerts", "check_results", "check_status", "chunks", "events", "metadata",
@@ -25,6 +26,17 @@ __all__ = [
 
 metadata = MetaData()
 
+
+def _str(length: int) -> TypeEngine[str]:
+    """VARCHAR(length) on SQLite, which does not enforce the length; TEXT on PostgreSQL
+    (migration 0006), which would, so both keep the same values."""
+    return String(length).with_variant(Text(), "postgresql")
+
+
+# A 64-bit integer: BIGINT on PostgreSQL (migration 0006), INTEGER on SQLite, where it is
+# 64-bit already and where only INTEGER PRIMARY KEY is the rowid (AUTOINCREMENT needs it).
+_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+
 # One row per labelled series. ``labels`` is the canonical JSON of the labels
 # without __name__ (keys sorted), so equal label sets give equal text. Ids are
 # never reused (AUTOINCREMENT on SQLite), so a cached id cannot come to mean
@@ -33,7 +45,7 @@ series = Table(
     "series",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=False),
+    Column("name", _str(255), nullable=False),
     Column("labels", Text, nullable=False),
     UniqueConstraint("name", "labels", name="uq_series_name_labels"),
     sqlite_autoincrement=True,
@@ -50,7 +62,7 @@ series = Table(
 samples = Table(
     "samples",
     metadata,
-    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("slot", _BIGINT, primary_key=True, autoincrement=False),
     Column("series_id", Integer, primary_key=True, autoincrement=False),
     Column("ts", BigInteger, primary_key=True, autoincrement=False),
     Column("value", Float, nullable=True),
@@ -65,7 +77,7 @@ samples = Table(
 chunks = Table(
     "chunks",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
     Column("series_id", Integer, nullable=False),
     Column("tier", Integer, nullable=False),
     Column("start_ts", BigInteger, nullable=False),
@@ -81,11 +93,11 @@ chunks = Table(
 check_results = Table(
     "check_results",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("check", String(200), nullable=False),
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("check", _str(200), nullable=False),
     Column("ts", Float, nullable=False),
     Column("state", Integer, nullable=False),
-    Column("state_type", String(4), nullable=False),  # SOFT or HARD
+    Column("state_type", _str(4), nullable=False),  # SOFT or HARD
     Column("attempt", Integer, nullable=False),
     Column("summary", Text, nullable=False),
     Column("details", Text, nullable=False, default=""),
@@ -98,10 +110,10 @@ check_results = Table(
 check_status = Table(
     "check_status",
     metadata,
-    Column("check", String(200), primary_key=True),
-    Column("type", String(32), nullable=False),
+    Column("check", _str(200), primary_key=True),
+    Column("type", _str(32), nullable=False),
     Column("state", Integer, nullable=False),
-    Column("state_type", String(4), nullable=False),
+    Column("state_type", _str(4), nullable=False),
     Column("hard_state", Integer, nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("since", Float, nullable=False),
@@ -118,12 +130,12 @@ events = Table(
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("ts", Float, nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("subject", String(400), nullable=False),
+    Column("kind", _str(64), nullable=False),
+    Column("actor", _str(200), nullable=False),
+    Column("subject", _str(400), nullable=False),
     Column("data", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
+    Column("prev_hash", _str(64), nullable=False),
+    Column("hash", _str(64), nullable=False),
     Index("ix_events_kind_ts", "kind", "ts"),
 )
 
@@ -135,12 +147,12 @@ events = Table(
 alerts = Table(
     "alerts",
     metadata,
-    Column("fingerprint", String(16), primary_key=True),
-    Column("source", String(32), nullable=False),  # rule | check | api
-    Column("rule", String(400), nullable=True),  # "group/alertname" for rule alerts
+    Column("fingerprint", _str(16), primary_key=True),
+    Column("source", _str(32), nullable=False),  # rule | check | api
+    Column("rule", _str(400), nullable=True),  # "group/alertname" for rule alerts
     Column("labels", Text, nullable=False),
     Column("annotations", Text, nullable=False),
-    Column("state", String(10), nullable=False),  # pending | firing | resolved
+    Column("state", _str(10), nullable=False),  # pending | firing | resolved
     Column("active_at", Float, nullable=False),
     Column("fired_at", Float, nullable=True),
     Column("resolved_at", Float, nullable=True),
@@ -149,7 +161,7 @@ alerts = Table(
     Column("keep_firing_since", Float, nullable=True),
     Column("value", Float, nullable=True),
     Column("generator_url", Text, nullable=False, default=""),
-    Column("acked_by", String(200), nullable=True),
+    Column("acked_by", _str(200), nullable=True),
     Column("acked_at", Float, nullable=True),
     Column("ack_comment", Text, nullable=True),
     Index("ix_alerts_state", "state"),
@@ -159,10 +171,10 @@ alerts = Table(
 alert_history = Table(
     "alert_history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("fingerprint", String(16), nullable=False),
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("fingerprint", _str(16), nullable=False),
     Column("ts", Float, nullable=False),
-    Column("state", String(16), nullable=False),  # pending firing resolved acked unacked
+    Column("state", _str(16), nullable=False),  # pending firing resolved acked unacked
     Column("labels", Text, nullable=False),
     Column("value", Float, nullable=True),
     Column("detail", Text, nullable=False, default=""),
@@ -173,11 +185,11 @@ alert_history = Table(
 silences = Table(
     "silences",
     metadata,
-    Column("id", String(36), primary_key=True),
+    Column("id", _str(36), primary_key=True),
     Column("matchers", Text, nullable=False),  # JSON list of {name, value, isRegex, isEqual}
     Column("starts_at", Float, nullable=False),
     Column("ends_at", Float, nullable=False),
-    Column("created_by", String(200), nullable=False),
+    Column("created_by", _str(200), nullable=False),
     Column("comment", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -190,7 +202,7 @@ notification_log = Table(
     "notification_log",
     metadata,
     Column("group_key", Text, primary_key=True),
-    Column("receiver", String(200), primary_key=True),
+    Column("receiver", _str(200), primary_key=True),
     Column("firing", Text, nullable=False),  # JSON sorted fingerprints
     Column("resolved", Text, nullable=False),
     Column("sent_at", Float, nullable=False),
@@ -200,15 +212,15 @@ notification_log = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("receiver", String(200), nullable=False),
-    Column("integration", String(64), nullable=False),  # e.g. webhook[0], email[1]
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("receiver", _str(200), nullable=False),
+    Column("integration", _str(64), nullable=False),  # e.g. webhook[0], email[1]
     Column("group_key", Text, nullable=False),
     Column("payload", Text, nullable=False),  # JSON the integration renders from
     Column("created_at", Float, nullable=False),
     Column("next_attempt_at", Float, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("status", String(10), nullable=False),  # pending | sent | dead
+    Column("status", _str(10), nullable=False),  # pending | sent | dead
     Column("last_error", Text, nullable=True),
     Column("sent_at", Float, nullable=True),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
@@ -217,8 +229,8 @@ outbox = Table(
 notification_attempts = Table(
     "notification_attempts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("outbox_id", Integer, nullable=False),
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("outbox_id", _BIGINT, nullable=False),
     Column("ts", Float, nullable=False),
     Column("ok", Boolean, nullable=False),
     Column("duration", Float, nullable=False),
@@ -233,12 +245,12 @@ notification_attempts = Table(
 runs = Table(
     "runs",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("runbook", String(200), nullable=False),  # name, or "exec" for ad-hoc commands
-    Column("status", String(16), nullable=False),  # pending running awaiting_approval ok failed
+    Column("id", _str(36), primary_key=True),
+    Column("runbook", _str(200), nullable=False),  # name, or "exec" for ad-hoc commands
+    Column("status", _str(16), nullable=False),  # pending running awaiting_approval ok failed
     #                                                 cancelled interrupted rejected
-    Column("trigger", String(16), nullable=False),  # cli api schedule alert
-    Column("started_by", String(200), nullable=False),
+    Column("trigger", _str(16), nullable=False),  # cli api schedule alert
+    Column("started_by", _str(200), nullable=False),
     Column("params", Text, nullable=False),  # JSON, secrets masked
     Column("targets", Text, nullable=False),  # JSON list of host names
     Column("check_mode", Boolean, nullable=False, default=False),
@@ -247,7 +259,12 @@ runs = Table(
     Column("finished_at", Float, nullable=True),
     Column("summary", Text, nullable=False, default=""),
     Column("alert", Text, nullable=True),  # JSON: the alert that triggered it
-    Column("parent", String(36), nullable=True),  # for runbook steps calling runbooks
+    Column("parent", _str(36), nullable=True),  # for runbook steps calling runbooks
+    # the process executing the run (automation/run_owner.py) and its last heartbeat
+    Column("owner_host", _str(255), nullable=True),
+    Column("owner_pid", Integer, nullable=True),
+    Column("owner_started", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
     Index("ix_runs_created", "created_at"),
     Index("ix_runs_status", "status"),
 )
@@ -256,13 +273,13 @@ runs = Table(
 run_steps = Table(
     "run_steps",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(36), nullable=False),
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("run_id", _str(36), nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("phase", String(16), nullable=False),  # steps verify on_failure
-    Column("step", String(200), nullable=False),
-    Column("host", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # ok changed failed skipped unreachable timeout
+    Column("phase", _str(16), nullable=False),  # steps verify on_failure
+    Column("step", _str(200), nullable=False),
+    Column("host", _str(200), nullable=False),
+    Column("status", _str(16), nullable=False),  # ok changed failed skipped unreachable timeout
     #                                                 running awaiting_approval
     Column("command", Text, nullable=False, default=""),  # masked
     Column("exit_code", Integer, nullable=True),
