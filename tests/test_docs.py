@@ -37,7 +37,8 @@ def test_yaml_examples_are_valid_configs(where: str, text: str, tmp_path: Path) 
     path.write_text(text)
     issues: list[ConfigIssue] = []
     located = read_yaml(path, issues, environ={"WATCHKEEPER_TOKEN": "x" * 32,
-                                               "PD_ROUTING_KEY": "0123456789abcdef"})
+                                               "PD_ROUTING_KEY": "0123456789abcdef",
+                                               "WK_DB_PASSWORD": "x"})
     assert not issues, issues
     assert located is not None
     located.data.pop("include", None)  # the included files are not part of the example

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.store.models import events
@@ -27,6 +28,10 @@ from watchkeeper.store.models import events
 __all__ = ["Event", "EventLog", "Problem", "GENESIS"]
 
 GENESIS = "0" * 64
+_APPEND_TRIES = 20  # an append losing the race for a seq to another process tries again
+# PostgreSQL: appends from every process take this transaction lock, so they queue
+# instead of racing for the next seq (the number is arbitrary and only has to be fixed)
+_PG_APPEND_LOCK = 0x77_6B_65_76  # "wkev"
 
 
 @dataclass(frozen=True)
@@ -75,18 +80,29 @@ class EventLog:
                actor: str = "watchkeeper") -> Event:
         """Record one event and return it."""
         payload = json.dumps(dict(data or {}), sort_keys=True, separators=(",", ":"), default=str)
-        with self._lock, self.engine.begin() as conn:
-            last = conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc())
-                                .limit(1)).first()
-            seq = (last.seq + 1) if last else 1
-            prev = last.hash if last else GENESIS
-            ts = self.clock.time()
-            digest = _digest(prev, seq, ts, kind, actor, subject, payload)
-            conn.execute(insert(events).values(seq=seq, ts=ts, kind=kind, actor=actor,
-                                               subject=subject, data=payload, prev_hash=prev,
-                                               hash=digest))
-            self._write_anchor(seq, digest)
-        return Event(seq, ts, kind, actor, subject, json.loads(payload), prev, digest)
+        for attempt in range(_APPEND_TRIES):
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_APPEND_LOCK})
+                    last = conn.execute(select(events.c.seq, events.c.hash)
+                                        .order_by(events.c.seq.desc()).limit(1)).first()
+                    seq = (last.seq + 1) if last else 1
+                    prev = last.hash if last else GENESIS
+                    ts = self.clock.time()
+                    digest = _digest(prev, seq, ts, kind, actor, subject, payload)
+                    conn.execute(insert(events).values(seq=seq, ts=ts, kind=kind, actor=actor,
+                                                       subject=subject, data=payload, prev_hash=prev,
+                                                       hash=digest))
+                    self._write_anchor(seq, digest)
+            except IntegrityError:
+                # Another process (a CLI command, a second server on PostgreSQL) appended
+                # the same seq first: read its entry and chain after it.
+                if attempt == _APPEND_TRIES - 1:
+                    raise
+                continue
+            return Event(seq, ts, kind, actor, subject, json.loads(payload), prev, digest)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_anchor(self, seq: int, digest: str) -> None:
         if self.anchor is None:
@@ -100,8 +116,9 @@ class EventLog:
         """The newest ``limit`` events (oldest first), optionally of one kind prefix."""
         q = select(events)
         if kind:
-            # a literal prefix: ``_`` and ``%`` in kinds are not LIKE wildcards
-            q = q.where(events.c.kind.startswith(kind, autoescape=True))
+            # a literal, case-sensitive prefix on every database: SQLite's LIKE ignores the
+            # case of ASCII letters, PostgreSQL's does not
+            q = q.where(func.substr(events.c.kind, 1, len(kind)) == kind)
         if since is not None:
             q = q.where(events.c.ts >= since)
         if subject:

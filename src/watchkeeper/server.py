@@ -90,6 +90,14 @@ class Server:
         self.app_state: Any = None
         self.uvicorn: Any = None
 
+    def _database_note(self) -> str:
+        """``, database URL`` (password hidden) when the store is not SQLite in the data dir."""
+        from watchkeeper.store.engine import display_url
+
+        if self.loaded.config.storage.url is None:
+            return ""
+        return f", database {display_url(self.engine.url)}"
+
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
         import uvicorn
@@ -152,8 +160,8 @@ class Server:
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 alerting = tg.create_task(self.alerting.run(), name="alerting")
                 automation = tg.create_task(self.automation.run(), name="automation")
-                log.warning("watchkeeper listening on http://%s:%d (data dir %s)", host, port,
-                            self.data_dir)
+                log.warning("watchkeeper listening on http://%s:%d (data dir %s%s)", host, port,
+                            self.data_dir, self._database_note())
                 reloader = tg.create_task(self._reload_loop(), name="reload")
                 stop = tg.create_task(self._stop.wait(), name="stop")
                 await asyncio.wait({stop, web}, return_when=asyncio.FIRST_COMPLETED)
