@@ -162,6 +162,41 @@ def test_annotations_and_value_follow_each_evaluation(env: Env) -> None:
     assert env.store().get(fingerprint(LBL)).value is None
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    engine = open_engine(url, tmp_path)
+    clock = FakeClock(T0)
+    try:
+        yield Env(engine, clock, EventLog(engine, clock=clock), tmp_path)
+    finally:
+        engine.dispose()
+
+
+def test_many_changed_alerts_in_one_evaluation_are_all_written(any_env: Env) -> None:
+    """Updates and inserts of one evaluation go to the database together (executemany):
+    every row gets its own values, whether it was new, updated or neither."""
+    env = any_env
+    store = env.store()
+    labels = [{"alertname": "HighLoad", "instance": f"web{i}"} for i in range(40)]
+    store.sync_rule(RULE, [act(lb, float(i)) for i, lb in enumerate(labels[:30])], T0, for_=60)
+    # 0-19 change value and annotation, 20-29 stay as they were, 30-39 are new
+    now = [act(lb, 100.0 + i) for i, lb in enumerate(labels[:20])]
+    now += [act(lb, float(i + 20)) for i, lb in enumerate(labels[20:30])]
+    now += [act(lb, 200.0 + i) for i, lb in enumerate(labels[30:])]
+    store.sync_rule(RULE, now, T0 + 60, for_=60)
+    again = env.store()  # what the database holds
+    got = {a.labels["instance"]: (a.state.value, a.value, a.annotations["summary"], a.active_at)
+           for a in again.current()}
+    want = {}
+    for i in range(40):
+        value = 100.0 + i if i < 20 else float(i) if i < 30 else 200.0 + i - 30
+        state = "firing" if i < 20 else "pending" if i >= 30 else "firing"
+        want[f"web{i}"] = (state, value, f"load {value}", T0 if i < 30 else T0 + 60)
+    # 20-29 fired (a state change), so their rows were written too
+    assert got == want
+
+
 def test_duplicate_label_sets_count_once_and_other_owners_are_left_alone(env: Env) -> None:
     store = env.store()
     assert len(store.sync_rule(RULE, [act(LBL), act(LBL, 2.0)], T0, for_=0)) == 1

@@ -15,12 +15,18 @@ from hypothesis import strategies as st
 
 from watchkeeper.errors import QueryError
 from watchkeeper.query.promql.evaluator import Evaluator
-from watchkeeper.query.promql.functions_batch import BATCH_FUNCTIONS, batch, batch_bounds, pack
+from watchkeeper.query.promql.functions_batch import (
+    BATCH_FUNCTIONS,
+    BATCH_SCALAR_ARGS,
+    batch,
+    batch_bounds,
+    pack,
+)
 from watchkeeper.query.promql.functions_range import RANGE_FUNCTIONS, RangeSeries, window_bounds
 from watchkeeper.query.promql.source import MemorySource
 from watchkeeper.staleness import STALE_NAN, stale_mask
 
-NAMES = sorted(BATCH_FUNCTIONS)
+NAMES = sorted(set(BATCH_FUNCTIONS) - BATCH_SCALAR_ARGS)  # without scalar arguments
 SPECIAL = [math.nan, math.inf, -math.inf, STALE_NAN, 0.0, -0.0, 1e300, -1e300, 5e-324]
 
 values_st = st.one_of(
@@ -78,6 +84,75 @@ def test_batch_equals_per_series(series: list[tuple[list[int], list[float]]], st
             continue
         want_v, want_p = RANGE_FUNCTIONS[name](RangeSeries.build({}, m, v, times, range_ms), ())
         _assert_same(name, values[i], present[i], want_v, want_p)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series=st.lists(series_st(), max_size=6),
+       steps=st.lists(st.integers(-20_000, 160_000), min_size=1, max_size=5),
+       range_ms=st.integers(1, 90_000), offset_ms=st.sampled_from([0, 7000, -3000]),
+       duration=st.sampled_from([0.0, 60.0, 14400.0, -30.5, math.inf, math.nan]))
+def test_batch_predict_linear_equals_per_series(series: list[tuple[list[int], list[float]]], steps: list[int],
+                                                range_ms: int, offset_ms: int, duration: float) -> None:
+    """predict_linear (a scalar argument per step, intercept at the evaluation time, that
+    is the window end plus the offset) batched: the per-series bits."""
+    cleaned = []
+    for ms, vals in series:
+        m = np.array(ms, dtype=np.int64)
+        v = np.array(vals, dtype=np.float64)
+        keep = ~stale_mask(v)
+        cleaned.append(({}, m[keep], v[keep]))
+    times = np.array(steps, dtype=np.int64)
+    args = (np.full(len(times), duration),)
+    got = batch("predict_linear", pack(cleaned), times, range_ms, offset_ms=offset_ms, args=args)
+    assert got is not None
+    values, present, fallback = got
+    assert fallback is None
+    for i, (_, m, v) in enumerate(cleaned):
+        rs = RangeSeries.build({}, m, v, times, range_ms, offset_ms)
+        want_v, want_p = RANGE_FUNCTIONS["predict_linear"](rs, args)
+        _assert_same("predict_linear", values[i], present[i], want_v, want_p)
+
+
+def test_scalar_arguments_only_for_functions_that_take_them() -> None:
+    p = pack([({}, np.array([0, 1000], dtype=np.int64), np.array([1.0, 2.0]))])
+    assert batch("rate", p, np.array([1000], dtype=np.int64), 5000, args=(np.array([1.0]),)) is None
+    assert BATCH_SCALAR_ARGS <= set(BATCH_FUNCTIONS)
+
+
+@pytest.mark.parametrize("query", ["predict_linear(m[40s], 3600)", "predict_linear(m[40s] offset 7s, -60)",
+                                   "deriv(m[40s])", "predict_linear({__name__=~\"m|n\"}[1m], 10)"])
+@pytest.mark.parametrize("gather", [True, False])
+def test_evaluator_regression_batch_equals_per_series(query: str, gather: bool, monkeypatch: Any) -> None:
+    """deriv and predict_linear through the evaluator, batched and per series, on
+    many series with many samples (the rule-evaluation shape) and a few odd ones;
+    with the increments gathered up front and (too many of them) one position at a time."""
+    if not gather:
+        from watchkeeper.query.promql import functions_batch
+
+        monkeypatch.setattr(functions_batch, "_REGRESSION_PAD", 0)
+    rnd = np.random.default_rng(5)
+    src = MemorySource()
+    for i in range(200):
+        ms = np.arange(0, 120_000, 5_000) + i * 37
+        vals = np.cumsum(rnd.normal(0, 1e3, len(ms))) * (10.0 ** (i % 9 - 4))
+        if i % 13 == 0:
+            vals[:] = 7.0  # constant
+        if i % 17 == 0:
+            vals[3] = math.nan
+        if i % 19 == 0:
+            vals[-2] = math.inf
+        src.add({"__name__": "m" if i % 3 else "n", "i": str(i)}, (ms / 1000).tolist(), vals.tolist())
+    per_series = {n: _per_series(n) for n in RANGE_FUNCTIONS}
+    for t in (100_000, 119_000, 30_000):
+        got = Evaluator(src).evaluate(query, t, t, 1).value
+        want = Evaluator(src, range_functions=per_series).evaluate(query, t, t, 1).value
+        assert got.labels == want.labels and len(got.labels) > 50
+        _assert_same(query, got.values, got.present, want.values, want.present)
+    # several steps (still batched) against the per-series path
+    got = Evaluator(src).evaluate(query, 60_000, 110_000, 10_000).value
+    want = Evaluator(src, range_functions=per_series).evaluate(query, 60_000, 110_000, 10_000).value
+    assert got.labels == want.labels
+    _assert_same(query, got.values, got.present, want.values, want.present)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from watchkeeper.alerting.model import Alert, AlertState, fingerprint, format_time
 from watchkeeper.clock import Clock
@@ -157,12 +157,14 @@ class AlertStore:
                 if rows:
                     have: set[str] = set(conn.execute(select(alerts.c.fingerprint)
                                             .where(alerts.c.fingerprint.in_(list(rows)))).scalars())
-                    for fp, row in rows.items():
-                        if fp in have:
-                            conn.execute(update(alerts).where(alerts.c.fingerprint == fp)
-                                         .values(**row))
-                        else:
-                            conn.execute(insert(alerts).values(**row))
+                    # one executemany each: a rule cycle updates many alerts (their values
+                    # and annotations), and a statement per row cost more than the cycle
+                    old = [{**row, "_fp": fp} for fp, row in rows.items() if fp in have]
+                    new = [row for fp, row in rows.items() if fp not in have]
+                    if old:
+                        conn.execute(update(alerts).where(alerts.c.fingerprint == bindparam("_fp")), old)
+                    if new:
+                        conn.execute(insert(alerts), new)
                 if dels:
                     conn.execute(delete(alerts).where(alerts.c.fingerprint.in_(dels)))
                 if history:

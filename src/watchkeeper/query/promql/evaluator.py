@@ -49,6 +49,7 @@ from watchkeeper.query.promql.ast import (
 )
 from watchkeeper.query.promql.functions_batch import (
     BATCH_FUNCTIONS,
+    BATCH_SCALAR_ARGS,
     Packed,
     batch,
     batch_bounds,
@@ -506,11 +507,12 @@ class Evaluator:
 
         args = tuple(scalars)
         keep_name = name in _KEEP_NAME_RANGE
-        if not scalars and rng.series and name in BATCH_FUNCTIONS and n <= BATCH_MAX_STEPS:
+        if ((not scalars or name in BATCH_SCALAR_ARGS) and rng.series and name in BATCH_FUNCTIONS
+                and n <= BATCH_MAX_STEPS):
             from watchkeeper.query.promql.functions_range import RANGE_FUNCTIONS
 
             if fn is None or fn is RANGE_FUNCTIONS.get(name):
-                out = self._range_batch(name, fn, rng, keep_name)
+                out = self._range_batch(name, fn, rng, keep_name, args)
                 if out is not None:
                     return out
         labels_out = []
@@ -532,12 +534,13 @@ class Evaluator:
         return finish(out, per_step=False)
 
     def _range_batch(self, name: str, fn: Callable[..., tuple[np.ndarray, np.ndarray]] | None,
-                     rng: RangeValue, keep_name: bool) -> Block | None:
+                     rng: RangeValue, keep_name: bool,
+                     args: tuple[np.ndarray, ...] = ()) -> Block | None:
         """``name`` over every series of ``rng`` in one vectorized pass
         (:mod:`~watchkeeper.query.promql.functions_batch`); None when it cannot be batched.
         Rows the batch leaves to the per-series function (sums that may overflow) get it."""
         packed = rng.packed if rng.packed is not None else pack(rng.series)
-        res = batch(name, packed, rng.times, rng.range_ms)
+        res = batch(name, packed, rng.times, rng.range_ms, offset_ms=rng.offset_ms, args=args)
         if res is None:
             return None
         values, present, fallback = res
@@ -551,7 +554,7 @@ class Evaluator:
                 lo, hi = rng.bounds(ms)
                 rs = RangeSeries(labels=labels, ms=ms, values=vals, lo=lo, hi=hi,
                                  steps_ms=rng.times, range_ms=rng.range_ms, offset_ms=rng.offset_ms)
-                values[i], present[i] = fn(rs, ())
+                values[i], present[i] = fn(rs, args)
         labels_in = [s[0] for s in rng.series]
         labels_out = labels_in if keep_name else [drop_name(lb) for lb in labels_in]
         out = Block(labels_out, values, present).nonempty()

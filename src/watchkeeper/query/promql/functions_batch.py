@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from watchkeeper.query.promql.functions_range import extrapolate
 
-__all__ = ["BATCH_FUNCTIONS", "Packed", "batch", "batch_bounds", "pack"]
+__all__ = ["BATCH_FUNCTIONS", "BATCH_SCALAR_ARGS", "Packed", "batch", "batch_bounds", "pack"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -106,6 +106,8 @@ class _Windows:
     hi: I64
     times: I64  # [steps], window right edges
     range_ms: int
+    offset_ms: int = 0  # the selector's offset (times + offset_ms are the evaluation times)
+    args: tuple[F64, ...] = ()  # the scalar arguments, one value per step each
 
 
 BatchFunction = Callable[[_Windows], "tuple[F64, Bool, Bool | None] | None"]
@@ -304,6 +306,119 @@ def _avg(w: _Windows) -> tuple[F64, Bool, Bool | None] | None:
     return np.where(ok, sums / np.maximum(n, 1), 0.0), ok, fallback
 
 
+# --- linear regression: deriv, predict_linear ------------------------------------------------
+
+
+_REGRESSION_PAD = 1 << 20  # at most this many (window, sample) increments are gathered at once
+
+
+def _kahan_step(s: F64, c: F64, inc: F64, may_overflow: bool) -> None:
+    """One ``kahansum.Inc`` (Neumaier) of ``inc`` into sums ``s`` and compensations ``c``,
+    in place, elementwise. Without ``may_overflow`` the caller knows no sum becomes
+    infinite (where Prometheus resets the compensation)."""
+    t = s + inc
+    c += np.where(np.abs(s) >= np.abs(inc), (s - t) + inc, (inc - t) + s)
+    if may_overflow:
+        c[np.isinf(t)] = 0.0
+    s[...] = t
+
+
+def _regression(w: _Windows, icpt: I64) -> tuple[F64, F64, Bool]:
+    """Slope and intercept (at ``icpt[i, j]`` ms) of every window with >= 2 samples:
+    Prometheus's ``linearRegression`` with its compensated (Kahan) sums, as the
+    per-series ``_regression``, vectorized across all (series, step) windows at once.
+
+    Windows are ordered by size, largest first, so those that have a ``j``-th sample
+    are a prefix; each sample position is one pass of the same elementwise operations
+    in the same order as the per-series code, so the results are bit for bit its.
+    """
+    n = w.hi - w.lo
+    ok = n >= 2
+    slope = np.zeros(n.shape)
+    intercept = np.zeros(n.shape)
+    if not ok.any():
+        return slope, intercept, ok
+    which = np.flatnonzero(ok.reshape(-1))
+    ns_all = n.reshape(-1)[which]
+    order = np.argsort(-ns_all, kind="stable")
+    which, ns = which[order], ns_all[order]
+    lo = w.lo.reshape(-1)[which]
+    ic = icpt.reshape(-1)[which]
+    rows = len(which)
+    ms, vals = w.p.ms, w.p.values
+    init_y = vals[lo]
+    maxn = int(ns[0])
+    # per sample position j, how many windows have a j-th sample (a prefix of the rows)
+    counts = np.searchsorted(-ns, -np.arange(maxn), side="left").tolist()
+    # The four sums (x, y, x*y, x*x) as the rows of one array: one pass of kahansum.Inc
+    # (Neumaier) updates all four, elementwise as the per-series code does each.
+    sums = np.zeros((4, rows))
+    comp = np.zeros((4, rows))
+    if rows * maxn > _REGRESSION_PAD:
+        inc = np.empty((4, rows))
+        const_y = np.ones(rows, dtype=np.bool_)
+        for j, m in enumerate(counts):
+            idx = lo[:m] + j
+            y = vals[idx]
+            if j:
+                const_y[:m] &= y == init_y[:m]
+            x = (ms[idx] - ic[:m]).astype(np.float64) / 1e3
+            d = inc[:, :m]
+            d[0], d[1] = x, y
+            np.multiply(x, y, out=d[2])
+            np.multiply(x, x, out=d[3])
+            _kahan_step(sums[:, :m], comp[:, :m], d, True)
+    else:
+        # every increment gathered up front ([sample position, sum, window]; positions
+        # past a window's end are padding no pass reads), then only the sums loop
+        pos = np.arange(maxn)[:, None]
+        valid = pos < ns[None, :]
+        idx = np.where(valid, lo[None, :] + pos, 0)
+        y = vals[idx]
+        x = (ms[idx] - ic[None, :]).astype(np.float64) / 1e3
+        const_y = ~np.any(valid & (pos >= 1) & ~(y == init_y[None, :]), axis=0)
+        incs = np.empty((maxn, 4, rows))
+        incs[:, 0], incs[:, 1] = x, y
+        np.multiply(x, y, out=incs[:, 2])
+        np.multiply(x, x, out=incs[:, 3])
+        # A running sum can only become infinite with a non-finite increment or a total
+        # near the largest float; otherwise the reset of the compensation never happens.
+        with np.errstate(over="ignore", invalid="ignore"):
+            safe = bool(np.isfinite(np.where(valid[:, None, :], incs, 0.0)).all()) and \
+                float(np.abs(np.where(valid[:, None, :], incs, 0.0)).sum(axis=0).max()) < 1e300
+        for j, m in enumerate(counts):
+            _kahan_step(sums[:, :m], comp[:, :m], incs[j, :, :m], not safe)
+    sx, sy, sxy, sx2 = sums
+    cx, cy, cxy, cx2 = comp
+    cnt = ns.astype(np.float64)
+    sxs, sys_ = sx + cx, sy + cy
+    cov = (sxy + cxy) - sxs * sys_ / cnt
+    var = (sx2 + cx2) - sxs * sxs / cnt
+    sl = cov / var
+    icp = sys_ / cnt - sl * sxs / cnt
+    inf_y = np.isinf(init_y)
+    sl = np.where(const_y, np.where(inf_y, np.nan, 0.0), sl)
+    icp = np.where(const_y, np.where(inf_y, np.nan, init_y), icp)
+    slope.reshape(-1)[which] = sl
+    intercept.reshape(-1)[which] = icp
+    return slope, intercept, ok
+
+
+def _deriv(w: _Windows) -> tuple[F64, Bool]:
+    # The intercept time is the window's first sample (Prometheus avoids large x).
+    icpt = w.p.ms[np.minimum(w.lo, max(len(w.p.ms) - 1, 0))] if len(w.p.ms) else \
+        np.broadcast_to(w.times[None, :], w.lo.shape)
+    slope, _, ok = _regression(w, icpt)
+    return np.where(ok, slope, 0.0), ok
+
+
+def _predict_linear(w: _Windows) -> tuple[F64, Bool]:
+    duration = w.args[0][None, :]
+    icpt = np.broadcast_to((w.times + w.offset_ms)[None, :], w.lo.shape)
+    slope, intercept, ok = _regression(w, icpt)
+    return np.where(ok, slope * duration + intercept, 0.0), ok
+
+
 def _plain(fn: Callable[[_Windows], tuple[F64, Bool]]) -> BatchFunction:
     def wrapped(w: _Windows) -> tuple[F64, Bool, Bool | None]:
         v, p = fn(w)
@@ -327,22 +442,31 @@ BATCH_FUNCTIONS: dict[str, BatchFunction] = {
     "present_over_time": _plain(_present),
     "sum_over_time": _sum,
     "avg_over_time": _avg,
+    "deriv": _plain(_deriv),
+    "predict_linear": _plain(_predict_linear),
 }
-"""Function name -> batched implementation (functions without scalar arguments)."""
+"""Function name -> batched implementation. Only those in :data:`BATCH_SCALAR_ARGS`
+take scalar arguments (``_Windows.args``)."""
+
+BATCH_SCALAR_ARGS = frozenset({"predict_linear"})
+"""Batched functions that take scalar arguments (one value per step each)."""
 
 
-def batch(name: str, p: Packed, times: I64, range_ms: int) -> tuple[F64, Bool, Bool | None] | None:
-    """``name`` over every series of ``p`` at every step ``times`` (window right edges):
+def batch(name: str, p: Packed, times: I64, range_ms: int, *, offset_ms: int = 0,
+          args: tuple[F64, ...] = ()) -> tuple[F64, Bool, Bool | None] | None:
+    """``name`` over every series of ``p`` at every step ``times`` (window right edges;
+    ``offset_ms`` the selector's offset, ``args`` the scalar arguments per step):
     ``(values, present, fallback)``, the first two ``[series, steps]``; ``fallback``
     (None or a bool per series) marks series whose rows the caller must compute with
     the per-series function instead. None when ``name`` is not batched or the batch
     cannot be done exactly (the caller then uses the per-series path for all)."""
     fn = BATCH_FUNCTIONS.get(name)
-    if fn is None:
+    if fn is None or (args and name not in BATCH_SCALAR_ARGS):
         return None
     bounds = batch_bounds(p, times, range_ms)
     if bounds is None:
         return None
-    w = _Windows(p, bounds[0], bounds[1], np.asarray(times, dtype=np.int64), range_ms)
+    w = _Windows(p, bounds[0], bounds[1], np.asarray(times, dtype=np.int64), range_ms, offset_ms,
+                 tuple(np.asarray(a, dtype=np.float64) for a in args))
     with np.errstate(all="ignore"):
         return fn(w)

@@ -122,7 +122,8 @@ class _NameEntry:
 
 class ReadCache:
     """A :class:`Source` that reads each metric name once for a batch of queries at one
-    time (a rule group's evaluation), and answers every selector of that name from memory.
+    time (a rule group's evaluation, or the groups evaluated together at one time), and
+    answers every selector of that name from memory.
 
     The first selector of a name reads all its series over the widest window
     ``windows`` says any selector of that name needs (ms before the query end;
