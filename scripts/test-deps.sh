@@ -14,6 +14,9 @@ have_file /usr/bin/prometheus-alertmanager     || need+=(prometheus-alertmanager
 have_file /usr/sbin/sshd                       || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1         || need+=(openssh-client)
 have_file /usr/bin/sudo                        || need+=(sudo)
+command -v nc >/dev/null 2>&1                 || need+=(netcat-openbsd)
+command -v curl >/dev/null 2>&1               || need+=(curl)
+command -v wget >/dev/null 2>&1               || need+=(wget)
 # the PostgreSQL server the storage tests start as a throwaway cluster (tests/pg.py)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 

@@ -264,8 +264,28 @@ class CopySpec(StrictModel):
         return int(self.mode, 8) if self.mode else 0o644
 
 
+Probe = Literal["watchkeeper", "target"]
+"""Where a ``wait``/``http`` probe runs: from watchkeeper (default) or on the target host."""
+
+
+def _regex(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"{v!r} is not a regular expression: {exc}") from None
+    return v
+
+
 class HttpSpec(StrictModel):
-    """An HTTP request made from watchkeeper; fails unless the status is one of ``status``."""
+    """An HTTP request; fails unless the status is one of ``status`` (and the body matches ``match``).
+
+    ``from: watchkeeper`` (default) makes the request from watchkeeper; ``from: target``
+    makes it on the target host through its executor (python3, else curl, else wget there),
+    so a service bound to the target's loopback or behind its firewall can be reached.
+    ``verify: false`` turns TLS certificate checking off. ``match`` is a regular
+    expression (Python syntax) searched for in the response body.
+    """
 
     url: str
     method: str = "GET"
@@ -273,18 +293,36 @@ class HttpSpec(StrictModel):
     body: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = 10.0
+    match: str | None = None
+    verify: bool = True
+    from_: Probe = Field(default="watchkeeper", alias="from")
 
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, v: Any) -> Any:
         return [v] if isinstance(v, int) else v
 
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", v):
+            raise ValueError(f"{v!r} is not an HTTP method (letters only, e.g. GET, POST)")
+        return v.upper()
+
+    @field_validator("match")
+    @classmethod
+    def _match(cls, v: str | None) -> str | None:
+        return _regex(v)
+
 
 class WaitSpec(StrictModel):
     """Wait for a TCP port, an HTTP status, a check to pass, or simply a duration.
 
-    ``tcp`` is ``PORT`` or ``HOST:PORT``; without a host the target host's address
-    is used. Probes are made from watchkeeper, every ``interval``, up to ``timeout``.
+    ``tcp`` is ``PORT`` or ``HOST:PORT``. Probes are made every ``interval``, up to
+    ``timeout``: from watchkeeper by default (``PORT`` alone means the target host's
+    address), or with ``from: target`` (``tcp`` and ``http`` only) on the target host
+    itself, in one remote loop through its executor (``PORT`` alone means
+    127.0.0.1 there). ``verify: false`` turns TLS certificate checking off for ``http``.
     """
 
     tcp: str | None = None
@@ -294,6 +332,8 @@ class WaitSpec(StrictModel):
     duration: Duration | None = None
     timeout: Duration = 60.0
     interval: Duration = 1.0
+    verify: bool = True
+    from_: Probe = Field(default="watchkeeper", alias="from")
 
     @field_validator("tcp", mode="before")
     @classmethod
@@ -310,6 +350,8 @@ class WaitSpec(StrictModel):
         given = [k for k in ("tcp", "http", "check", "duration") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of tcp, http, check or duration")
+        if self.from_ == "target" and given[0] not in ("tcp", "http"):
+            raise ValueError(f"from: target applies to tcp and http waits, not {given[0]}")
         return self
 
 

@@ -1,14 +1,20 @@
 """``wait:``: until a TCP port accepts, an HTTP status comes back, a check passes, or a duration.
 
-Probes are made from watchkeeper every ``interval`` until ``timeout`` (the
-step's ``timeout`` wins when given). ``tcp: PORT`` means the target host's address.
+Probes are made every ``interval`` until ``timeout`` (the step's ``timeout`` wins when
+given). From watchkeeper by default: ``tcp: PORT`` means the target host's address.
+With ``from: target`` (tcp and http) the probing runs on the target host, through its
+executor, as one remote loop (see :mod:`._target_probe`): ``tcp: PORT`` means
+127.0.0.1 there, so a service bound to the target's loopback or behind its firewall
+can be waited for. Either way the outcome reads the same: ok with the number of
+probes, or timeout with the last probe's error.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from watchkeeper.automation.runbook import Step
+from watchkeeper.automation.runbook import Step, WaitSpec
+from watchkeeper.automation.steps import _target_probe as remote
 from watchkeeper.automation.steps.base import StepContext, StepOutcome
 from watchkeeper.automation.steps.check import run_check
 from watchkeeper.automation.steps.http import client
@@ -16,14 +22,6 @@ from watchkeeper.automation.templates import render_text
 from watchkeeper.units import format_duration
 
 __all__ = ["execute"]
-
-
-def _split(target: str, default_host: str) -> tuple[str, int]:
-    host, sep, port = target.rpartition(":")
-    if not sep:
-        host, port = default_host, target
-    host = host.strip("[]") or default_host
-    return host, int(port)
 
 
 async def _tcp(host: str, port: int, timeout: float) -> str | None:
@@ -51,9 +49,12 @@ async def execute(step: Step, ctx: StepContext) -> StepOutcome:
         await ctx.clock.sleep(spec.duration)
         return StepOutcome("ok", command=shown)
     timeout = ctx.timeout or spec.timeout
+    if spec.from_ == "target":
+        return await _from_target(spec, ctx, what, timeout)
     if spec.tcp is not None:
         try:
-            host, port = _split(render_text(spec.tcp, ctx.template, what=what), ctx.host.target)
+            host, port = remote.split_tcp(render_text(spec.tcp, ctx.template, what=what),
+                                          ctx.host.target)
         except ValueError:
             return StepOutcome("failed", detail=f"{what}: tcp wants PORT or HOST:PORT, not {spec.tcp!r}")
         shown = f"wait for tcp {host}:{port}"
@@ -73,7 +74,7 @@ async def execute(step: Step, ctx: StepContext) -> StepOutcome:
     while True:
         attempts += 1
         if spec.tcp is not None:
-            err = await _tcp(host, port, max(0.1, min(spec.interval, 5.0)))
+            err = await _tcp(host, port, _tcp_timeout(spec))
             if err is None:
                 return StepOutcome("ok", command=shown, detail=f"open after {attempts} probe(s)")
             last = err
@@ -81,7 +82,7 @@ async def execute(step: Step, ctx: StepContext) -> StepOutcome:
             import httpx
 
             try:
-                async with client(ctx, max(0.5, min(spec.interval * 2, 10.0))) as http:
+                async with client(ctx, _http_timeout(spec), verify=spec.verify) as http:
                     resp = await http.get(url)
                 if resp.status_code in spec.status:
                     return StepOutcome("ok", command=shown,
@@ -101,3 +102,58 @@ async def execute(step: Step, ctx: StepContext) -> StepOutcome:
                                detail=f"gave up after {format_duration(timeout)} "
                                       f"({attempts} probes); last: {last}")
         await ctx.clock.sleep(spec.interval)
+
+
+def _tcp_timeout(spec: WaitSpec) -> float:
+    return max(0.1, min(spec.interval, 5.0))
+
+
+def _http_timeout(spec: WaitSpec) -> float:
+    return max(0.5, min(spec.interval * 2, 10.0))
+
+
+async def _from_target(spec: WaitSpec, ctx: StepContext, what: str, timeout: float) -> StepOutcome:
+    """Poll from the target host: one script, one remote loop, ``timeout`` long."""
+    budget = remote.remote_budget(timeout, ctx)
+    on = ctx.host.name
+    try:
+        if spec.tcp is not None:
+            target = render_text(spec.tcp, ctx.template, what=what)
+            try:
+                host, port = remote.split_tcp(target, "127.0.0.1")
+            except ValueError:
+                return StepOutcome("failed", detail=f"{what}: tcp wants PORT or HOST:PORT, "
+                                                    f"not {target!r}")
+            probe_timeout = _tcp_timeout(spec)
+            title = f"wait for tcp {ctx.mask(host)}:{port} on {on} (from the target)"
+            script = remote.tcp_script(host, port, budget=budget, interval=spec.interval,
+                                       probe_timeout=probe_timeout, title=title,
+                                       secrets=ctx.secrets)
+        else:
+            assert spec.http is not None
+            url = render_text(spec.http, ctx.template, what=what)
+            probe_timeout = _http_timeout(spec)
+            title = (f"wait for {ctx.mask(url)} to answer {', '.join(map(str, spec.status))} "
+                     f"on {on} (from the target)")
+            script = remote.http_script(url, verify=spec.verify, wanted=spec.status,
+                                        budget=budget, interval=spec.interval,
+                                        probe_timeout=probe_timeout, title=title,
+                                        secrets=ctx.secrets)
+    except ValueError as exc:
+        return StepOutcome("failed", detail=f"{what}: {ctx.mask(str(exc))}")
+    shown = script.masked()
+    if ctx.check_mode:
+        return StepOutcome("check", command=shown,
+                           detail=f"would run on {on} and wait up to {format_duration(timeout)}")
+    res = await remote.run_probe(ctx, script, budget=budget, probe_timeout=probe_timeout)
+    log = ctx.mask(res.log)
+    if res.status == "ok":
+        what_came = ctx.mask(res.summary) + (" open" if spec.tcp is not None else "")
+        return StepOutcome("ok", command=shown, stdout=log,
+                           detail=f"{what_came} after {res.attempts} probe(s) from {on}")
+    if res.status == "gave-up":
+        return StepOutcome("timeout", command=shown, stdout=log,
+                           detail=f"gave up after {format_duration(timeout)} ({res.attempts} "
+                                  f"probes from {on}); last: {ctx.mask(res.last)}")
+    status = res.status if res.status in ("unreachable", "timeout") else "failed"
+    return StepOutcome(status, command=shown, stdout=log, detail=ctx.mask(res.detail))
