@@ -934,8 +934,16 @@ class TSDB:
         return out
 
     def _with_data(self, conn: Connection, ids: list[int], lo: int, hi: int) -> set[int]:
+        """Which of ``ids`` have a chunk overlapping [lo, hi] or a head sample in it."""
         found: set[int] = set()
         span = self._head_span(conn, lo, hi)
+        if len(ids) > _IN_BATCH and len(ids) * 2 > self._index_count:
+            # most of all series (Grafana's label lists): two scans beat many IN lists
+            found.update(conn.execute(select(chunks.c.series_id).distinct().where(
+                chunks.c.end_ts >= lo, chunks.c.start_ts <= hi)).scalars())
+            if span is not None:
+                found.update(conn.execute(select(samples.c.series_id).distinct().where(*span)).scalars())
+            return found.intersection(ids)
         for part in _batched(ids):
             found.update(conn.execute(select(chunks.c.series_id).distinct().where(
                 chunks.c.series_id.in_(part), chunks.c.end_ts >= lo, chunks.c.start_ts <= hi)).scalars())
@@ -966,17 +974,26 @@ class TSDB:
         with self._errors("read series"), self.engine.connect() as conn:
             return [labels for _, labels in self._match(conn, [])]
 
-    def label_names(self, matchers_list: list[list[Matcher]] | None = None) -> list[str]:
-        """Every label name in use (``__name__`` included), sorted; only in the matched series if given."""
-        sets = self.series(matchers_list) if matchers_list else self._all_labels()
-        return sorted({name for labels in sets for name in labels})
+    def _label_sets(self, matchers_list: list[list[Matcher]] | None, start: float | None,
+                    end: float | None) -> list[dict[str, str]]:
+        if matchers_list or start is not None or end is not None:
+            return self.series(matchers_list or [[]], start, end)
+        return self._all_labels()
 
-    def label_values(self, name: str, matchers_list: list[list[Matcher]] | None = None) -> list[str]:
-        """Every value of label ``name`` (``__name__`` gives metric names), sorted."""
-        if name == "__name__" and not matchers_list:
+    def label_names(self, matchers_list: list[list[Matcher]] | None = None,
+                    start: float | None = None, end: float | None = None) -> list[str]:
+        """Every label name in use (``__name__`` included), sorted; only in the matched series
+        if given, and with ``start``/``end`` only in series with samples then (as :meth:`series`)."""
+        return sorted({name for labels in self._label_sets(matchers_list, start, end) for name in labels})
+
+    def label_values(self, name: str, matchers_list: list[list[Matcher]] | None = None,
+                     start: float | None = None, end: float | None = None) -> list[str]:
+        """Every value of label ``name`` (``__name__`` gives metric names), sorted; matchers
+        and ``start``/``end`` narrow the series as for :meth:`label_names`."""
+        if name == "__name__" and not matchers_list and start is None and end is None:
             with self._errors("read series"), self.engine.connect() as conn:
                 return sorted(conn.execute(select(series.c.name).distinct()).scalars())
-        sets = self.series(matchers_list) if matchers_list else self._all_labels()
+        sets = self._label_sets(matchers_list, start, end)
         return sorted({labels[name] for labels in sets if name in labels})
 
     def stats(self) -> dict[str, Any]:

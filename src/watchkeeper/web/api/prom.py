@@ -1,11 +1,12 @@
-"""Prometheus's HTTP API: /api/v1/query, /query_range, /series, /labels, /label/NAME/values.
+"""Prometheus's HTTP API for queries: /api/v1/query, /query_range, /query_exemplars,
+/series, /labels, /label/NAME/values, /format_query, /parse_query.
 
-Answers use Prometheus's envelope (``{"status": "success", "data": ...}``), so
-Grafana's Prometheus data source and other clients work unchanged. Parameters
-may come in the query string or as a form body (GET and POST, as Prometheus);
-as in Go's ``Request.FormValue``, a form value wins over the query string and
-the first of repeated values counts. Parameters are checked in Prometheus's
-order and refused with its messages (HTTP 400, ``errorType: bad_data``).
+Answers use Prometheus's envelope, so Grafana's Prometheus data source and other
+clients work unchanged. Parameters may come in the query string or as a form body
+(urlencoded or multipart, GET and POST, as Prometheus; see
+:mod:`~watchkeeper.web.api.promhttp`). Parameters are checked in Prometheus's
+order and refused with its messages (HTTP 400, ``errorType: bad_data``); a query
+that runs past its ``timeout`` answers 503 ``timeout``.
 """
 
 from __future__ import annotations
@@ -13,118 +14,140 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import fields
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 
 from watchkeeper.errors import QueryError
+from watchkeeper.query.engine import QueryEngine
 from watchkeeper.query.selector import Matcher, parse_selector
-from watchkeeper.web.api.params import parse_step, parse_time
+from watchkeeper.web.api.params import MAX_TIME, MIN_TIME, parse_step, parse_time
+from watchkeeper.web.api.promhttp import (
+    TRUNCATED,
+    Params,
+    PrometheusRoute,
+    bad_param,
+    limit_param,
+    ok,
+    ok_raw,
+    one,
+    request_params,
+    unescape_name,
+)
 from watchkeeper.web.state import AppState
 
-router = APIRouter(tags=["prometheus"])
+router = APIRouter(tags=["prometheus"], route_class=PrometheusRoute)
 
-MAX_FORM_BYTES = 10 * 1024 * 1024  # as Go's ParseForm: a larger body is refused
 MAX_POINTS = 11_000
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_SERIES_START = -86400 * 365 * 10  # /series without start: ten years back
 
 
-async def _form_body(request: Request) -> list[tuple[str, str]]:
-    """The urlencoded form body of a POST (other content types carry no parameters)."""
-    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if request.method != "POST" or ctype != "application/x-www-form-urlencoded":
-        return []
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise QueryError(f"error parsing form values: the request body is larger than "
-                             f"{MAX_FORM_BYTES // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-    # invalid UTF-8 becomes U+FFFD, which the query parser then refuses with its position
-    text = b"".join(chunks).decode("utf-8", errors="replace")
-    return parse_qsl(text, keep_blank_values=True, errors="replace")
-
-
-async def _params(request: Request) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for k, v in await _form_body(request):
-        out.setdefault(k, []).append(v)
-    for k, v in request.query_params.multi_items():
-        out.setdefault(k, []).append(v)
-    return out
-
-
-def _one(params: dict[str, list[str]], key: str) -> str | None:
-    vals = params.get(key)
-    return vals[0] if vals else None
-
-
-def _ok(data: Any) -> dict[str, Any]:
-    return {"status": "success", "data": data}
-
-
-def _ok_json(data: bytes) -> Response:
-    """The success envelope around a ``data`` object the query engine already serialised."""
-    return Response(b'{"status":"success","data":' + data + b"}", media_type="application/json")
-
-
-def _bad_param(name: str, exc: QueryError) -> QueryError:
-    """``exc`` as Prometheus words an error in a parameter: ``invalid parameter "query": ...``."""
-    if exc.message.startswith("invalid parameter "):
-        return exc
-    err = QueryError(f'invalid parameter "{name}": {exc.message}', hint=exc.hint)
-    err.error_type = exc.error_type
+def _timeout_error() -> QueryError:
+    err = QueryError("query timed out in expression evaluation")
+    err.error_type = "timeout"
+    err.http_status = 503
     return err
 
 
-async def _evaluate(name: str, func: Any, *args: Any) -> Any:
-    """Run an engine call in a thread; its bad-input errors name parameter ``name``."""
+async def _evaluate(name: str, timeout: float | None, func: Any, *args: Any) -> Any:
+    """Run an engine call in a thread; its bad-input errors name parameter ``name``.
+
+    With ``timeout`` the answer is a 503 ``timeout`` error once it has passed (the
+    evaluation itself cannot be interrupted: its thread finishes and its result is dropped).
+    """
     try:
-        return await asyncio.to_thread(func, *args)
+        if timeout is None:
+            return await asyncio.to_thread(func, *args)
+        if timeout <= 0:
+            raise _timeout_error()
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.to_thread(func, *args)
+        except TimeoutError:
+            raise _timeout_error() from None
     except QueryError as exc:
         if exc.error_type != "bad_data":
             raise
-        raise _bad_param(name, exc) from None
+        raise bad_param(name, exc) from None
 
 
-def _matchers(params: dict[str, list[str]]) -> list[list[Matcher]]:
+def _matchers(params: Params) -> list[list[Matcher]]:
     out = []
     for text in params.get("match[]", []):
         try:
             out.append(parse_selector(text))
         except QueryError as exc:
-            raise _bad_param("match[]", exc) from None
+            raise bad_param("match[]", exc) from None
     return out
+
+
+def _timeout(params: Params) -> float | None:
+    text = one(params, "timeout")
+    return None if text is None or text == "" else parse_step(text, "timeout")
+
+
+def _engine(state: AppState, params: Params) -> QueryEngine:
+    """The server's engine, or one with this request's ``lookback_delta`` (0 or less: the default)."""
+    text = one(params, "lookback_delta")
+    if text is None or text == "":
+        return state.query
+    try:
+        delta = parse_step(text, "lookback_delta")
+    except QueryError as exc:
+        raise QueryError("error parsing lookback delta duration: "
+                         + exc.message.removeprefix('invalid parameter "lookback_delta": ')) from None
+    if delta <= 0 or round(delta * 1000) == round(state.query.lookback * 1000):
+        return state.query
+    return QueryEngine(state.tsdb, lookback=delta)
+
+
+def _expression(params: Params) -> str:
+    expr = one(params, "query") or ""
+    if not expr.strip():
+        raise QueryError('invalid parameter "query": no expression found in input')
+    return expr
+
+
+def _truncated(data: dict[str, Any], limit: int | None) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with at most ``limit`` series (scalars and strings are left alone), and the
+    warning Prometheus adds when it cut some."""
+    result = data["result"]
+    if limit is None or data["resultType"] not in ("vector", "matrix") or len(result) <= limit:
+        return data, []
+    return {"resultType": data["resultType"], "result": result[:limit]}, [TRUNCATED]
 
 
 @router.get("/query")
 @router.post("/query")
 async def query(request: Request) -> Response:
-    """An instant query: ``query``, ``time`` (default now)."""
+    """An instant query: ``query``, ``time`` (default now), ``timeout``, ``limit``, ``lookback_delta``."""
     state: AppState = request.app.state.wk
-    p = await _params(request)
-    t = parse_time(_one(p, "time"), state.clock.time())
-    expr = _one(p, "query") or ""
-    if not expr.strip():
-        raise QueryError('invalid parameter "query": no expression found in input')
-    return _ok_json(await _evaluate("query", state.query.instant_json, expr, t))
+    p = await request_params(request)
+    limit = limit_param(p)
+    t = parse_time(one(p, "time"), state.clock.time())
+    timeout = _timeout(p)
+    engine = _engine(state, p)
+    expr = _expression(p)
+    if limit is None:
+        return ok_raw(await _evaluate("query", timeout, engine.instant_json, expr, t))
+    data, warnings = _truncated(await _evaluate("query", timeout, engine.instant, expr, t), limit)
+    return ok(data, warnings)
 
 
 @router.get("/query_range")
 @router.post("/query_range")
 async def query_range(request: Request) -> Response:
-    """A range query: ``query``, ``start``, ``end``, ``step`` (seconds or a duration)."""
+    """A range query: ``query``, ``start``, ``end``, ``step`` (seconds or a duration), and the
+    options of ``/query``."""
     state: AppState = request.app.state.wk
-    p = await _params(request)
-    start = parse_time(_one(p, "start"), None, "start")
-    end = parse_time(_one(p, "end"), None, "end")
+    p = await request_params(request)
+    limit = limit_param(p)
+    start = parse_time(one(p, "start"), None, "start")
+    end = parse_time(one(p, "end"), None, "end")
     if end < start:
         raise QueryError('invalid parameter "end": end timestamp must not be before start time')
-    step = parse_step(_one(p, "step"))
+    step = parse_step(one(p, "step"))
     if round(step * 1000) <= 0:  # times are milliseconds: a shorter step is no step
         raise QueryError('invalid parameter "step": zero or negative query resolution step widths '
                          "are not accepted. Try a positive integer")
@@ -132,65 +155,141 @@ async def query_range(request: Request) -> Response:
     if round((end - start) * 1e9) // round(step * 1e9) > MAX_POINTS:
         raise QueryError("exceeded maximum resolution of 11,000 points per timeseries. "
                          "Try decreasing the query resolution (?step=XX)")
-    expr = _one(p, "query") or ""
-    if not expr.strip():
-        raise QueryError('invalid parameter "query": no expression found in input')
-    return _ok_json(await _evaluate("query", state.query.range_json, expr, start, end, step))
+    timeout = _timeout(p)
+    engine = _engine(state, p)
+    expr = _expression(p)
+    if limit is None:
+        return ok_raw(await _evaluate("query", timeout, engine.range_json, expr, start, end, step))
+    data = await _evaluate("query", timeout, engine.range, expr, start, end, step)
+    data, warnings = _truncated(data, limit)
+    return ok(data, warnings)
+
+
+def _selectors(node: Any) -> list[Any]:
+    """Every vector selector in a syntax tree (those inside range selectors too)."""
+    from watchkeeper.query.promql.ast import Expr, VectorSelector
+
+    if isinstance(node, VectorSelector):
+        return [node]
+    out: list[Any] = []
+    if isinstance(node, Expr):
+        for f in fields(node):
+            value = getattr(node, f.name)
+            for child in value if isinstance(value, tuple) else (value,):
+                out.extend(_selectors(child))
+    return out
+
+
+@router.get("/query_exemplars")
+@router.post("/query_exemplars")
+async def query_exemplars(request: Request) -> Response:
+    """Exemplars of the series ``query`` selects in ``start``..``end``: the store keeps none,
+    so a valid request gets an empty list (or, as Prometheus, 204 when the query selects nothing)."""
+    from watchkeeper.query.promql.parser import parse
+
+    p = await request_params(request)
+    start = parse_time(one(p, "start"), MIN_TIME, "start")
+    end = parse_time(one(p, "end"), MAX_TIME, "end")
+    if end < start:
+        raise QueryError("end timestamp must not be before start timestamp")
+    node = parse(one(p, "query") or "")
+    if not _selectors(node):
+        return Response(status_code=204)
+    return ok([])
+
+
+def _range(state: AppState, p: Params) -> tuple[float | None, float | None]:
+    """``start`` and ``end`` of a metadata request; None where absent (all of time, as Prometheus)."""
+    start = parse_time(one(p, "start"), MIN_TIME, "start")
+    end = parse_time(one(p, "end"), MAX_TIME, "end")
+    return (None if start == MIN_TIME else start), (None if end == MAX_TIME else end)
+
+
+def _cut(items: list[Any], limit: int | None) -> tuple[list[Any], list[str]]:
+    if limit is not None and len(items) > limit:
+        return items[:limit], [TRUNCATED]
+    return items, []
 
 
 @router.get("/series")
 @router.post("/series")
-async def series(request: Request) -> dict[str, Any]:
+async def series(request: Request) -> Response:
     """The label sets of the series any ``match[]`` selects (with samples in ``start``..``end``)."""
     state: AppState = request.app.state.wk
-    p = await _params(request)
+    p = await request_params(request)
     if not p.get("match[]"):
         raise QueryError("no match[] parameter provided")
-    now = state.clock.time()
-    start = parse_time(_one(p, "start"), now + _SERIES_START, "start")
-    end = parse_time(_one(p, "end"), now, "end")
-    _matchers(p)  # refuse a bad selector with its parameter's name before the engine runs
-    return _ok(await _evaluate("match[]", state.query.series, p["match[]"], start, end))
+    start, end = _range(state, p)
+    matchers = _matchers(p)
+    limit = limit_param(p)
+    found = await _evaluate("match[]", None, state.tsdb.series, matchers, start, end)
+    return ok(*_cut(found, limit))
 
 
 @router.get("/labels")
 @router.post("/labels")
-async def labels(request: Request) -> dict[str, Any]:
-    """Every label name, or those of the series ``match[]`` selects."""
+async def labels(request: Request) -> Response:
+    """Every label name, or those of the series ``match[]`` selects; with ``start``/``end``
+    only of series with samples then."""
     state: AppState = request.app.state.wk
-    p = await _params(request)
+    p = await request_params(request)
+    start, end = _range(state, p)
     matchers = _matchers(p) or None
-    return _ok(sorted(await asyncio.to_thread(state.tsdb.label_names, matchers)))
+    limit = limit_param(p)
+    names = await asyncio.to_thread(state.tsdb.label_names, matchers, start, end)
+    return ok(*_cut(sorted(names), limit))
+
+
+def _label_name(raw: str) -> str:
+    """The label name of a ``/label/NAME/values`` path: a classic name, or any UTF-8 name
+    in Prometheus 3's ``U__`` escaping (as Grafana sends one with dots or dashes)."""
+    name = unescape_name(raw)
+    if name != raw and name and "\ufffd" not in name:
+        return name
+    if not _LABEL_NAME_RE.fullmatch(raw):
+        raise QueryError(f"invalid label name: {json.dumps(raw, ensure_ascii=False)}")
+    return raw
 
 
 @router.get("/label/{name}/values")
-async def label_values(name: str, request: Request) -> dict[str, Any]:
-    """Every value of label ``name`` (``__name__``: metric names), optionally within ``match[]``."""
+async def label_values(name: str, request: Request) -> Response:
+    """Every value of label ``name`` (``__name__``: metric names), optionally within ``match[]``
+    and ``start``..``end``."""
     state: AppState = request.app.state.wk
-    if not _LABEL_NAME_RE.fullmatch(name):
-        raise QueryError(f"invalid label name: {json.dumps(name, ensure_ascii=False)}")
-    p = await _params(request)
+    label = _label_name(name)
+    p = await request_params(request)
+    start, end = _range(state, p)
     matchers = _matchers(p) or None
-    return _ok(sorted(await asyncio.to_thread(state.tsdb.label_values, name, matchers)))
+    limit = limit_param(p)
+    values = await asyncio.to_thread(state.tsdb.label_values, label, matchers, start, end)
+    return ok(*_cut(sorted(values), limit))
 
 
-@router.get("/status/buildinfo")
-async def buildinfo() -> dict[str, Any]:
-    """As Prometheus answers, so clients such as Grafana can tell what they talk to."""
-    from watchkeeper import __version__
+@router.get("/format_query")
+@router.post("/format_query")
+async def format_query(request: Request) -> Response:
+    """``query`` pretty-printed as Prometheus prints it (one line up to 100 characters)."""
+    from watchkeeper.query.promql.parser import parse
+    from watchkeeper.query.promql.printer import pretty
 
-    return _ok({"version": "2.42.0", "revision": "watchkeeper-" + __version__, "branch": "",
-                "buildUser": "", "buildDate": "", "goVersion": "", "application": "watchkeeper"})
+    p = await request_params(request)
+    try:
+        node = parse(one(p, "query") or "")
+    except QueryError as exc:
+        raise bad_param("query", exc) from None
+    return ok(pretty(node))
 
 
-@router.get("/metadata")
-async def metadata(request: Request, metric: str | None = None,
-                   limit: int | None = None) -> dict[str, Any]:
-    """Metric metadata, as far as the store knows it: every metric name, type unknown."""
-    state: AppState = request.app.state.wk
-    names = await asyncio.to_thread(state.tsdb.label_values, "__name__")
-    if metric is not None:
-        names = [n for n in names if n == metric]
-    if limit is not None and limit >= 0:
-        names = names[:limit]
-    return _ok({n: [{"type": "unknown", "help": "", "unit": ""}] for n in names})
+@router.get("/parse_query")
+@router.post("/parse_query")
+async def parse_query(request: Request) -> Response:
+    """``query``'s syntax tree as JSON, in the shape Prometheus's UI reads."""
+    from watchkeeper.query.promql.parser import parse
+    from watchkeeper.query.promql.printer import tree
+
+    p = await request_params(request)
+    try:
+        node = parse(one(p, "query") or "")
+    except QueryError as exc:
+        raise bad_param("query", exc) from None
+    return ok(tree(node))
