@@ -273,12 +273,20 @@ def test_api_runs_with_token_sse_and_restart_interrupts(tmp_path: Path, fleet: S
                                headers=AUTH).json()["id"]
             wait_for(lambda: httpx.get(f"{base}/api/v1/runs/{gated}").json()["status"]
                      == "awaiting_approval", what="the approval wait")
-            wrong = httpx.post(f"{base}/api/v1/runs/{gated}/approve", headers=AUTH,
-                               json={"by": "eve", "roles": ["dev"]})
-            assert wrong.status_code == 400 and "needs the role 'ops'" in wrong.json()["error"]
+            # roles come from named tokens (watchkeeper.auth), never from the request
+            claimed = httpx.post(f"{base}/api/v1/runs/{gated}/approve", headers=AUTH,
+                                 json={"roles": ["ops"]})
+            assert claimed.status_code == 400 and "roles" in claimed.json()["error"]
+            eve = httpx.post(f"{base}/api/v1/tokens", headers=AUTH,
+                             json={"name": "eve", "roles": ["dev"]}).json()["token"]
+            alice = httpx.post(f"{base}/api/v1/tokens", headers=AUTH,
+                               json={"name": "alice", "roles": ["ops"]}).json()["token"]
+            wrong = httpx.post(f"{base}/api/v1/runs/{gated}/approve",
+                               headers={"Authorization": f"Bearer {eve}"}, json={})
+            assert wrong.status_code == 403 and "needs the role 'ops'" in wrong.json()["error"]
             cli = subprocess.run([*WATCHKEEPER, "approve", gated[:8], "--server", base,
-                                  "--as", "alice", "-m", "looks fine"],
-                                 env={**os.environ, "WATCHKEEPER_TOKEN": TOKEN},
+                                  "-m", "looks fine"],
+                                 env={**os.environ, "WATCHKEEPER_TOKEN": alice},
                                  capture_output=True, text=True, timeout=60)
             assert cli.returncode == 0, cli.stderr
             done = wait_for(lambda: (r := httpx.get(f"{base}/api/v1/runs/{gated}").json())[

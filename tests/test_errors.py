@@ -8,10 +8,12 @@ import pytest
 
 import watchkeeper.errors as errors_module
 from watchkeeper.errors import (
+    AuthenticationError,
     CheckExecutionError,
     ConfigError,
     ConfigIssue,
     EnvironmentError_,
+    ForbiddenError,
     HostKeyError,
     HostUnreachableError,
     InputError,
@@ -37,6 +39,8 @@ from watchkeeper.errors import (
         (QueryError, InputError, 2, 400),
         (ParseError, InputError, 2, 400),
         (NotFoundError, UserError, 2, 404),
+        (AuthenticationError, UserError, 2, 401),
+        (ForbiddenError, UserError, 2, 403),
         (EnvironmentError_, WatchkeeperError, 3, 503),
         (StorageError, EnvironmentError_, 3, 503),
         (ServerUnreachableError, EnvironmentError_, 3, 503),
@@ -69,6 +73,8 @@ def test_every_class_in_the_tree_is_covered_above() -> None:
         "QueryError",
         "ParseError",
         "NotFoundError",
+        "AuthenticationError",
+        "ForbiddenError",
         "EnvironmentError_",
         "StorageError",
         "ServerUnreachableError",

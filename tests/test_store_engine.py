@@ -14,7 +14,7 @@ from watchkeeper.store.engine import current_revision, migrate, open_engine, sql
 
 def test_new_data_dir_is_created_at_the_newest_revision(tmp_path: Path) -> None:
     engine = open_engine(None, tmp_path / "d")
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     assert (tmp_path / "d" / "watchkeeper.db").exists()
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -30,7 +30,7 @@ def test_data_dir_of_an_older_version_is_migrated_on_open(tmp_path: Path) -> Non
     assert "ix_check_results_ts" not in {i["name"] for i in inspect(old).get_indexes("check_results")}
     old.dispose()
     engine = open_engine(None, tmp_path)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     assert "ix_check_results_ts" in {i["name"] for i in inspect(engine).get_indexes("check_results")}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT summary FROM check_results").scalar() == "ok"

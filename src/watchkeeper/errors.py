@@ -9,7 +9,9 @@ what the user caused apart from what the environment caused and from bugs::
     │   ├── InputError                a command-line argument or API body is invalid
     │   │   ├── QueryError            a query or series selector does not parse
     │   │   └── ParseError            text in a known format (perfdata, exposition) does not parse
-    │   └── NotFoundError             (HTTP 404) a named check, series or entry does not exist
+    │   ├── NotFoundError             (HTTP 404) a named check, series or entry does not exist
+    │   ├── AuthenticationError       (HTTP 401) the API token is missing, unknown, expired or revoked
+    │   └── ForbiddenError            (HTTP 403) the token's identity lacks the role an action needs
     ├── EnvironmentError_             (exit 3, HTTP 503) something outside is not right
     │   ├── StorageError              the database cannot be opened, migrated or written
     │   ├── ServerUnreachableError    ``--server`` does not answer
@@ -34,6 +36,8 @@ __all__ = [
     "QueryError",
     "ParseError",
     "NotFoundError",
+    "AuthenticationError",
+    "ForbiddenError",
     "EnvironmentError_",
     "StorageError",
     "ServerUnreachableError",
@@ -121,6 +125,18 @@ class NotFoundError(UserError):
     """A named thing (check, series, entry) does not exist."""
 
     http_status = 404
+
+
+class AuthenticationError(UserError):
+    """The API token is missing, unknown, expired or revoked (who is asking is not known)."""
+
+    http_status = 401
+
+
+class ForbiddenError(UserError):
+    """The identity is known but lacks the role the action needs (the message names both)."""
+
+    http_status = 403
 
 
 class EnvironmentError_(WatchkeeperError):

@@ -40,16 +40,34 @@ def resolve_data_dir(cli_value: str | os.PathLike[str] | None, config: Any) -> P
 
 
 def read_or_create_token(data_dir: Path, configured: str | None) -> str:
-    """The API token: server.token, else $WATCHKEEPER_TOKEN, else one kept in DATA_DIR/token (0600)."""
+    """The main API token (identity ``admin``, every role): server.token, else
+    $WATCHKEEPER_TOKEN, else one kept in DATA_DIR/token, readable by its owner only (0600;
+    a file found readable by others is narrowed back to 0600). A named token (``wk_...``,
+    see watchkeeper.auth) in $WATCHKEEPER_TOKEN is not taken as the main token."""
+    from watchkeeper.auth import TOKEN_PREFIX
+
     if configured:
         return configured
     env = os.environ.get("WATCHKEEPER_TOKEN")
-    if env:
+    if env and not env.strip().startswith(TOKEN_PREFIX):
         return env
+    if env:
+        log.warning("WATCHKEEPER_TOKEN holds a named token (%s...): not used as the main "
+                    "token; the data dir's 'token' file is", TOKEN_PREFIX)
     path = data_dir / "token"
     if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            try:
+                path.chmod(0o600)
+                log.warning("%s was readable by others (mode %o): narrowed to 0600", path, mode)
+            except OSError as exc:
+                log.warning("%s is readable by others (mode %o) and cannot be narrowed to "
+                            "0600: %s", path, mode, exc)
         return path.read_text().strip()
     token = secrets.token_urlsafe(32)
+    while token.startswith(TOKEN_PREFIX):  # never mistaken for a named token
+        token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
@@ -103,6 +121,7 @@ class Server:
         import uvicorn
 
         from watchkeeper.alerting.service import AlertingService
+        from watchkeeper.auth import TokenStore
         from watchkeeper.monitor.checks.http import shared_client
         from watchkeeper.monitor.service import MonitorService
         from watchkeeper.query.engine import QueryEngine
@@ -139,7 +158,8 @@ class Server:
                          config_path=str(self.loaded.path) if self.loaded.path else None,
                          alerts=self.alerting.store, silences=self.alerting.silences,
                          muter=self.alerting.muter, alert_receivers=self.alerting.receivers_for,
-                         rules=self.alerting.rules)
+                         rules=self.alerting.rules,
+                         tokens=TokenStore(self.engine, self.clock, eventlog=self.eventlog))
         state.extra["automation"] = self.automation
         self.app_state = state
         app = create_app(state)

@@ -15,6 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from watchkeeper.auth import TokenStore
 from watchkeeper.automation.runs import RunStore
 from watchkeeper.cli import run_cmd
 from watchkeeper.errors import WatchkeeperError
@@ -181,11 +182,19 @@ def test_approval_from_another_process(tmp_path: Path, books: Path, decision: st
     proc = _spawn(["run", "gated", "--dir", str(books), "--data-dir", str(data)], data)
     try:
         run_id = _wait_for(data, "awaiting_approval")
-        code, _, _, exc = invoke(decision, run_id[:8], "--data-dir", str(data), "--role", "dev")
+        engine = open_engine(None, data)
+        try:  # roles come from API tokens (watchkeeper.auth), here named tokens in the data dir
+            dev, _ = TokenStore(engine).create("bob", ["dev"], created_by="test")
+            ops, _ = TokenStore(engine).create("carol", ["ops"], created_by="test")
+        finally:
+            engine.dispose()
+        code, _, _, exc = invoke(decision, run_id[:8], "--data-dir", str(data), "--role", "ops")
+        assert isinstance(exc, WatchkeeperError) and "roles are those of their API token" in str(exc)
+        code, _, _, exc = invoke(decision, run_id[:8], "--data-dir", str(data), "--token", dev)
         assert isinstance(exc, WatchkeeperError)
-        assert "needs the role 'ops'" in str(exc)
-        code, out, _, exc = invoke(decision, run_id[:8], "--data-dir", str(data), "--role", "ops",
-                                   "-m", "checked", "--as", "carol")
+        assert "needs the role 'ops'" in str(exc) and "bob has dev" in str(exc)
+        code, out, _, exc = invoke(decision, run_id[:8], "--data-dir", str(data), "--token", ops,
+                                   "-m", "checked")
         assert exc is None and code == 0
         verb = {"approve": "approved", "reject": "rejected"}[decision]
         assert out == f"run {run_id} (gated): {verb}\n"
@@ -243,6 +252,14 @@ def test_run_list_show_against_a_running_server(tmp_path: Path, books: Path) -> 
     with server(["--config", str(cfg), "--data-dir", str(data)], port=port):
         code, out, err, exc = invoke("run", "hello", "-p", "who=srv", "--server", url,
                                      "--data-dir", str(data), "--as", "remote")
+        assert isinstance(exc, WatchkeeperError) and "who acts is the name of your API token" in str(exc)
+        engine = open_engine(None, data)
+        try:  # who started it is the name of the API token it was started with
+            remote, _ = TokenStore(engine).create("remote", [], created_by="test")
+        finally:
+            engine.dispose()
+        code, out, err, exc = invoke("run", "hello", "-p", "who=srv", "--server", url,
+                                     "--token", remote)
         assert exc is None and code == 0, (out, err, exc)
         assert "greet" in err and out.startswith("ok: 1 host: 1 ok")
         code, out, _, exc = invoke("runs", "--json", "--server", url)

@@ -124,12 +124,14 @@ class Silences:
         return Silence(r.id, _row_matchers(r.matchers), r.starts_at, r.ends_at, r.created_by,
                        r.comment, r.created_at, r.updated_at)
 
-    def _changed(self, kind: str, s: Silence, actor: str) -> None:
+    def _changed(self, kind: str, s: Silence, actor: str, identity: str | None = None) -> None:
         if self.eventlog is not None:
-            self.eventlog.append(kind, f"silence/{s.id}", {
+            data: dict[str, Any] = {
                 "matchers": [str(m) for m in s.matchers], "starts_at": s.starts_at,
-                "ends_at": s.ends_at, "comment": s.comment, "created_by": s.created_by,
-            }, actor=actor)
+                "ends_at": s.ends_at, "comment": s.comment, "created_by": s.created_by}
+            if identity is not None:
+                data["identity"] = identity  # the API token's name (createdBy is the body's)
+            self.eventlog.append(kind, f"silence/{s.id}", data, actor=actor)
         if self.on_change is not None:
             self.on_change()
 
@@ -182,8 +184,11 @@ class Silences:
 
     # -- writing ------------------------------------------------------------------------------
     def add(self, matchers: Sequence[Matcher], *, starts_at: float, ends_at: float,
-            created_by: str, comment: str, id: str | None = None) -> str:
-        """Create a silence (or update silence ``id``) and return its id.
+            created_by: str, comment: str, id: str | None = None,
+            identity: str | None = None) -> str:
+        """Create a silence (or update silence ``id``) and return its id. ``identity`` (the
+        API token's name, when made over HTTP) is recorded in the event log beside
+        ``created_by``.
 
         Raises InputError when the silence is invalid (see the module docstring)
         and NotFoundError when ``id`` names no silence.
@@ -208,10 +213,10 @@ class Silences:
                                  .values(starts_at=new.starts_at, ends_at=new.ends_at,
                                          created_by=created_by, comment=comment, updated_at=now))
                 self._live[new.id] = new
-                self._changed("silence.updated", new, created_by)
+                self._changed("silence.updated", new, created_by, identity)
                 return new.id
             if prev is not None and prev.state(now) != "expired":
-                self._expire(prev, now, created_by)
+                self._expire(prev, now, created_by, identity)
             new = Silence(str(uuid.uuid4()), matchers, max(starts_at, now), ends_at, created_by,
                           comment, now, now)
             with self.engine.begin() as conn:
@@ -220,7 +225,7 @@ class Silences:
                     starts_at=new.starts_at, ends_at=new.ends_at, created_by=created_by,
                     comment=comment, created_at=now, updated_at=now))
             self._live[new.id] = new
-            self._changed("silence.created", new, created_by)
+            self._changed("silence.created", new, created_by, identity)
             return new.id
 
     @staticmethod
@@ -237,7 +242,8 @@ class Silences:
             return starts_at >= now
         return False
 
-    def expire(self, id: str, now: float | None = None, *, by: str = "api") -> Silence:
+    def expire(self, id: str, now: float | None = None, *, by: str = "api",
+               identity: str | None = None) -> Silence:
         """End silence ``id`` now (a pending one is ended before it starts).
 
         Raises NotFoundError for an unknown id and InputError when it already expired.
@@ -247,15 +253,15 @@ class Silences:
             s = self.get(id)
             if s.state(now) == "expired":
                 raise InputError(f"silence {id} already expired")
-            return self._expire(s, now, by)
+            return self._expire(s, now, by, identity)
 
-    def _expire(self, s: Silence, now: float, by: str) -> Silence:
+    def _expire(self, s: Silence, now: float, by: str, identity: str | None = None) -> Silence:
         new = replace(s, starts_at=min(s.starts_at, now), ends_at=now, updated_at=now)
         with self.engine.begin() as conn:
             conn.execute(update(silences_table).where(silences_table.c.id == s.id)
                          .values(starts_at=new.starts_at, ends_at=now, updated_at=now))
         self._live.pop(s.id, None)
-        self._changed("silence.expired", new, by)
+        self._changed("silence.expired", new, by, identity)
         return new
 
     def gc(self, now: float) -> None:

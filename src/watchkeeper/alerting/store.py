@@ -487,18 +487,23 @@ class AlertStore:
                  "detail": r.detail} for r in rows]
 
     # -- acknowledgement ----------------------------------------------------------------------
-    def ack(self, name_or_fingerprint: str, by: str, comment: str, now: float) -> list[Alert]:
+    def ack(self, name_or_fingerprint: str, by: str, comment: str, now: float, *,
+            identity: str | None = None) -> list[Alert]:
         """Acknowledge every firing alert ``name_or_fingerprint`` means (see :meth:`find`).
+        ``identity`` (the API token's name, over HTTP) goes into the event log beside ``by``.
 
         Raises NotFoundError when no firing alert matches.
         """
-        return self._set_ack(name_or_fingerprint, by, comment, now, on=True)
+        return self._set_ack(name_or_fingerprint, by, comment, now, on=True, identity=identity)
 
-    def unack(self, name_or_fingerprint: str, by: str, now: float) -> list[Alert]:
+    def unack(self, name_or_fingerprint: str, by: str, now: float, *,
+              identity: str | None = None) -> list[Alert]:
         """Take the acknowledgement back; NotFoundError when no acked alert matches."""
-        return self._set_ack(name_or_fingerprint, by, "", now, on=False)
+        return self._set_ack(name_or_fingerprint, by, "", now, on=False, identity=identity)
 
-    def _set_ack(self, key: str, by: str, comment: str, now: float, *, on: bool) -> list[Alert]:
+    def _set_ack(self, key: str, by: str, comment: str, now: float, *, on: bool,
+                 identity: str | None = None) -> list[Alert]:
+        who = {"identity": identity} if identity is not None else {}
         if on and not by.strip():
             raise InputError("an acknowledgement needs a name (who is handling it)")
         history: list[tuple[Alert, str, float, str]] = []
@@ -512,12 +517,12 @@ class AlertStore:
                 if on:
                     al.acked_by, al.acked_at, al.ack_comment = by, now, comment
                     history.append((al, "acked", now, f"{by}: {comment}" if comment else by))
-                    events.append(("alert.acked", al, {"comment": comment}, by))
+                    events.append(("alert.acked", al, {"comment": comment, **who}, by))
                 elif al.acked_by is not None:
                     prev = al.acked_by
                     al.acked_by = al.acked_at = al.ack_comment = None
                     history.append((al, "unacked", now, f"ack by {prev} taken back by {by}"))
-                    events.append(("alert.unacked", al, {"was_acked_by": prev}, by))
+                    events.append(("alert.unacked", al, {"was_acked_by": prev, **who}, by))
                 else:
                     continue
                 changed.append(copy.copy(al))

@@ -39,7 +39,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from watchkeeper.automation.run_owner import RunOwner, owner_alive
 from watchkeeper.clock import Clock, SystemClock
-from watchkeeper.errors import InputError, NotFoundError
+from watchkeeper.errors import ForbiddenError, InputError, NotFoundError
 from watchkeeper.store.models import run_steps, runs
 
 __all__ = ["ACTIVE", "FINAL", "RunEvent", "RunRecord", "RunStore", "StepRecord", "cap_output"]
@@ -547,10 +547,11 @@ class RunStore:
         rec, step = self._pending_approval(run_id)
         info = json.loads(step.detail or "{}")
         role = info.get("role")
-        if role and roles is not None and role not in roles:
-            raise InputError(f"run {rec.id}: step {step.step!r} needs the role {role!r} to "
-                             f"{'approve' if decision == 'approved' else 'reject'}; "
-                             f"{by} has {', '.join(sorted(roles)) or 'no roles'}")
+        # roles come from the decider's API token (watchkeeper.auth); "*" is every role
+        if role and roles is not None and role not in roles and "*" not in roles:
+            raise ForbiddenError(f"run {rec.id}: step {step.step!r} needs the role {role!r} to "
+                                 f"{'approve' if decision == 'approved' else 'reject'}; "
+                                 f"{by} has {', '.join(sorted(roles)) or 'no roles'}")
         info.update({"decision": decision, "by": by, "comment": comment,
                      "at": self.clock.time()})
         with self.engine.begin() as conn:
@@ -567,8 +568,9 @@ class RunStore:
 
     def approve(self, run_id: str, *, by: str, comment: str = "",
                 roles: set[str] | None = None) -> RunRecord:
-        """Approve the run's pending approval step. ``roles`` are the approver's roles; when
-        given, they must include the step's role. Raises InputError if nothing is waiting."""
+        """Approve the run's pending approval step. ``roles`` are the approver's roles (those
+        of their API token; ``*`` is every role); when given, they must include the step's
+        role, else ForbiddenError. Raises InputError if nothing is waiting."""
         return self._decide(run_id, "approved", by, comment, roles)
 
     def reject(self, run_id: str, *, by: str, comment: str = "",

@@ -65,9 +65,13 @@ def _request(method: str, url: str, path: str, *, token: str | None = None,
         msg = body.get("error") if isinstance(body, dict) else str(body)
         hint = body.get("hint") if isinstance(body, dict) else None
         if resp.status_code == 401:
-            raise InputError(f"{url}{path}: the server refused the API token",
+            raise InputError(f"{url}{path}: the server refused the API token: {msg}",
                              hint="set WATCHKEEPER_TOKEN, or pass --data-dir of the server so "
                                   "its 'token' file is read")
+        if resp.status_code == 403:
+            from watchkeeper.errors import ForbiddenError
+
+            raise ForbiddenError(f"{url}{path}: {msg}", hint=hint)
         if resp.status_code == 404:
             raise NotFoundError(str(msg), hint=hint)
         raise InputError(f"{url}{path}: HTTP {resp.status_code}: {msg}", hint=hint)

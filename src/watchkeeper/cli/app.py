@@ -15,6 +15,7 @@ from watchkeeper.cli import (
     rules_cmd,
     run_cmd,
     store_cmd,
+    tokens_cmd,
     triggers_cmd,
 )
 from watchkeeper.cli import checks as _checks
@@ -54,6 +55,7 @@ app.add_typer(run_cmd.runs_app, name="runs")
 app.command("approve")(run_cmd.approve)
 app.command("reject")(run_cmd.reject)
 app.command("triggers")(triggers_cmd.triggers)
+app.add_typer(tokens_cmd.app, name="tokens")
 
 
 @app.command()

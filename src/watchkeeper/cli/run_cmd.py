@@ -5,8 +5,14 @@ Without ``--server`` they work in this process against the data dir (``--data-di
 follows it live; ``approve``/``reject``/``runs cancel`` change the run record,
 and the engine running it (here, or in ``watchkeeper up`` on the same data dir)
 sees the change within half a second. With ``--server URL`` they go through the
-REST API of a running watchkeeper (token: ``$WATCHKEEPER_TOKEN`` or the data dir's
-``token`` file).
+REST API of a running watchkeeper (token: ``--token``, ``$WATCHKEEPER_TOKEN`` or the
+data dir's ``token`` file), which records the token's name as who acted.
+
+``approve``/``reject`` need a token in both cases: the decider's name and roles are the
+token's (watchkeeper.auth), never declared on the command line. Against the data dir
+the main token (the data dir's ``token`` file, which only the server's user can read,
+or ``server.token``) is ``admin`` with every role; a named token is checked in the
+data dir's database.
 
 Exit status: 0 when the run ended ``ok`` (or the command did what it was asked), 1 when
 a run failed, was rejected or cancelled, 2 for bad input (unknown runbook, bad
@@ -31,6 +37,7 @@ from typing import Annotated, Any
 import typer
 
 from watchkeeper.cli.common import ConfigOpt, DataDirOpt, JsonOpt, ServerOpt, print_json
+from watchkeeper.cli.tokens_cmd import TokenOpt
 from watchkeeper.errors import InputError
 
 __all__ = ["approve", "reject", "run", "runbooks_app", "runs_app"]
@@ -100,13 +107,21 @@ def _store(config: str | None, data_dir: str | None) -> Any:
 
 
 def _api(method: str, server: str | None, config: str | None, data_dir: str | None, path: str,
-         body: Any = None, params: Any = None) -> Any:
-    from watchkeeper.cli.alerts_cmd import _request, _token
+         body: Any = None, params: Any = None, token: str | None = None) -> Any:
+    from watchkeeper.cli.alerts_cmd import _request
     from watchkeeper.cli.common import server_url
+    from watchkeeper.cli.tokens_cmd import resolve_token
 
     url = server_url(server, config)
-    token = _token(config, data_dir) if method != "GET" else None
-    return _request(method, url, path, token=token, json=body, params=params)
+    sent = resolve_token(token, config, data_dir) if method != "GET" else None
+    return _request(method, url, path, token=sent, json=body, params=params)
+
+
+def _no_as_with_server(by: str | None) -> None:
+    if by is not None:
+        raise InputError("--as: with --server, who acts is the name of your API token",
+                         hint="an admin makes you one: `watchkeeper tokens create NAME "
+                              "--role ROLE`; send it with --token or WATCHKEEPER_TOKEN")
 
 
 def _ago(ts: float | None) -> str:
@@ -178,15 +193,17 @@ def run(runbook: Annotated[str, typer.Argument(help="A runbook name from the run
         forks: Annotated[int | None, typer.Option("--forks", min=1,
                                                   help="Concurrent SSH connections.")] = None,
         json_: JsonOpt = False, by: ByOpt = None, directory: DirOpt = None,
-        config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None) -> None:
-    """Run a runbook on its targets and follow it live; the run is recorded."""
+        config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None,
+        token: TokenOpt = None) -> None:
+    """Run a runbook on its targets and follow it live; the run is recorded (with --server,
+    as started by your API token's name)."""
     params = _parse_params(param)
     if server:
         if inventory or known_hosts or forks:
             raise InputError("--inventory, --known-hosts and --forks apply to local runs; the "
                              "server uses its own config")
         raise typer.Exit(_run_remote(runbook, params, check, limit, json_, by, config, data_dir,
-                                     server))
+                                     server, token))
     raise typer.Exit(asyncio.run(_run_local(runbook, params, check=check, limit=limit,
                                             inventory=inventory, known_hosts=known_hosts,
                                             forks=forks, json_=json_, by=by, directory=directory,
@@ -281,10 +298,10 @@ def _check_runner(cfg: Any) -> Any:
 
 def _run_remote(runbook: str, params: dict[str, str], check: bool, limit: str | None,
                 json_: bool, by: str | None, config: str | None, data_dir: str | None,
-                server: str) -> int:
-    body = {"runbook": runbook, "params": params, "limit": limit, "check": check,
-            "started_by": _who(by)}
-    started = _api("POST", server, config, data_dir, "/api/v1/runs", body=body)
+                server: str, token: str | None = None) -> int:
+    _no_as_with_server(by)
+    body = {"runbook": runbook, "params": params, "limit": limit, "check": check}
+    started = _api("POST", server, config, data_dir, "/api/v1/runs", body=body, token=token)
     run_id = started["id"]
     if not json_:
         typer.echo(f"run {run_id}: {runbook} (on {server})", err=True)
@@ -429,11 +446,12 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix)
 @runs_app.command("cancel")
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
            by: ByOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None,
-           server: ServerOpt = None) -> None:
+           server: ServerOpt = None, token: TokenOpt = None) -> None:
     """Cancel a run that has not finished."""
     if server:
+        _no_as_with_server(by)
         rec = _api("POST", server, config, data_dir, f"/api/v1/runs/{run_id}/cancel",
-                   body={"by": _who(by)})
+                   token=token)
     else:
         store = _store(config, data_dir)
         try:
@@ -443,17 +461,56 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     typer.echo(f"run {rec['id']} ({rec['runbook']}): {rec['status']}")
 
 
+def _local_identity(token: str | None, config: str | None, data_dir: str | None,
+                    store: Any) -> Any:
+    """Who decides, against the data dir: the token's identity. The main token (server.token,
+    or the data dir's 'token' file, 0600) is admin; others are looked up in the database."""
+    from watchkeeper.auth import TokenStore, identify
+    from watchkeeper.cli.common import load
+    from watchkeeper.cli.tokens_cmd import resolve_token
+    from watchkeeper.errors import AuthenticationError
+    from watchkeeper.server import resolve_data_dir
+
+    given = resolve_token(token, config, data_dir)
+    cfg = load(config).config
+    token_file = resolve_data_dir(data_dir, cfg) / "token"
+    hint = ("pass --token (or set WATCHKEEPER_TOKEN) with your named token, or run as the "
+            f"server's user, who can read {token_file}")
+    if not given:
+        raise AuthenticationError("approving or rejecting needs an API token: the decider's "
+                                  "name and roles are the token's", hint=hint)
+    main = str(cfg.server.token) if cfg.server.token else None
+    if main is None:
+        try:
+            main = token_file.read_text().strip() or None
+        except OSError:
+            main = None
+    return identify(given, main_token=main, tokens=TokenStore(store.engine),
+                    unknown=f"the API token is not the main token of {token_file.parent} and "
+                            "no named token there matches it")
+
+
 def _decide(decision: str, run_id: str, comment: str, by: str | None, role: list[str] | None,
-            config: str | None, data_dir: str | None, server: str | None) -> None:
+            config: str | None, data_dir: str | None, server: str | None,
+            token: str | None) -> None:
+    if role:
+        raise InputError("--role is gone: an approver's roles are those of their API token",
+                         hint="an admin gives a token roles: `watchkeeper tokens create NAME "
+                              "--role ROLE`; send it with --token or WATCHKEEPER_TOKEN")
+    if by is not None:
+        raise InputError("--as is gone for approve and reject: who decides is the name of "
+                         "the API token",
+                         hint="an admin makes you one: `watchkeeper tokens create NAME --role "
+                              "ROLE`; send it with --token or WATCHKEEPER_TOKEN")
     if server:
         rec = _api("POST", server, config, data_dir, f"/api/v1/runs/{run_id}/{decision}",
-                   body={"by": _who(by), "comment": comment})
+                   body={"comment": comment}, token=token)
     else:
         store = _store(config, data_dir)
         try:
+            who = _local_identity(token, config, data_dir, store)
             method = store.approve if decision == "approve" else store.reject
-            rec = method(run_id, by=_who(by), comment=comment,
-                         roles=set(role) if role else None).to_dict()
+            rec = method(run_id, by=who.name, comment=comment, roles=set(who.roles)).to_dict()
         finally:
             store.engine.dispose()
     verb = "approved" if decision == "approve" else "rejected"
@@ -461,19 +518,26 @@ def _decide(decision: str, run_id: str, comment: str, by: str | None, role: list
 
 
 CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="Why, for the record.")]
-RoleOpt = Annotated[list[str] | None, typer.Option("--role", help="Your role(s); the approval "
-                                                   "step's role must be among them.")]
+# kept so that old scripts get a clear error instead of "no such option"
+RoleOpt = Annotated[list[str] | None, typer.Option("--role", hidden=True,
+                                                   help="Gone: roles come from the API token.")]
+DeciderOpt = Annotated[str | None, typer.Option("--as", hidden=True,
+                                                help="Gone: the API token's name is recorded.")]
 
 
 def approve(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-            comment: CommentOpt = "", by: ByOpt = None, role: RoleOpt = None,
-            config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None) -> None:
-    """Approve a run waiting at an approval step; it goes on."""
-    _decide("approve", run_id, comment, by, role, config, data_dir, server)
+            comment: CommentOpt = "", token: TokenOpt = None, by: DeciderOpt = None,
+            role: RoleOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None,
+            server: ServerOpt = None) -> None:
+    """Approve a run waiting at an approval step; it goes on. Your API token says who you
+    are and which roles you have (the step's role must be one)."""
+    _decide("approve", run_id, comment, by, role, config, data_dir, server, token)
 
 
 def reject(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-           comment: CommentOpt = "", by: ByOpt = None, role: RoleOpt = None,
-           config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None) -> None:
-    """Reject a run waiting at an approval step; it stops (status rejected)."""
-    _decide("reject", run_id, comment, by, role, config, data_dir, server)
+           comment: CommentOpt = "", token: TokenOpt = None, by: DeciderOpt = None,
+           role: RoleOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None,
+           server: ServerOpt = None) -> None:
+    """Reject a run waiting at an approval step; it stops (status rejected). Your API token
+    says who you are and which roles you have."""
+    _decide("reject", run_id, comment, by, role, config, data_dir, server, token)

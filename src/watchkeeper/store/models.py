@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 __all__ = [
-    "alert_history", "alerts", "check_results", "check_status", "chunks", "events", "metadata",
+    "alert_history", "alerts", "api_tokens", "check_results", "check_status", "chunks", "events", "metadata",
     "notification_attempts", "notification_log", "outbox", "run_steps", "runs", "samples",
     "series", "silences",
 ]
@@ -290,4 +290,26 @@ run_steps = Table(
     Column("finished_at", Float, nullable=True),
     Column("detail", Text, nullable=False, default=""),  # diff, approval decision, error
     Index("ix_run_steps_run", "run_id", "seq"),
+)
+
+# -- API tokens (migration 0007) -----------------------------------------------------------
+
+# Named API tokens (auth.py): who a token belongs to and its roles. Only the token's
+# SHA-256 is kept, never the token. Ids are never reused, so an id in the event log
+# always means the same token.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", _BIGINT, primary_key=True, autoincrement=True),
+    Column("name", _str(200), nullable=False),  # the person or system it belongs to
+    Column("roles", Text, nullable=False),  # JSON list of role names
+    Column("token_sha256", _str(64), nullable=False),  # hex
+    Column("created_at", Float, nullable=False),
+    Column("created_by", _str(200), nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),  # written at most once a minute
+    Column("revoked_at", Float, nullable=True),
+    UniqueConstraint("token_sha256", name="uq_api_tokens_sha256"),
+    Index("ix_api_tokens_name", "name"),
+    sqlite_autoincrement=True,
 )

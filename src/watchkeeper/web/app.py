@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,26 +10,42 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
-from watchkeeper.errors import QueryError, WatchkeeperError
+from watchkeeper.auth import ADMIN_ROLE, UNKNOWN_TOKEN, Identity, identify, require_role
+from watchkeeper.errors import AuthenticationError, QueryError, WatchkeeperError
 from watchkeeper.web.state import AppState
 
-__all__ = ["create_app", "require_token"]
+__all__ = ["create_app", "require_admin", "require_token"]
 
 # answered in Prometheus's error envelope: {"status": "error", "errorType": ..., "error": ...}
 _PROMETHEUS_PATHS = ("/api/v1/query", "/api/v1/series", "/api/v1/label")
 
 
-def require_token(request: Request) -> str:
-    """Dependency for every mutating endpoint: ``Authorization: Bearer TOKEN``."""
+def require_token(request: Request) -> Identity:
+    """Dependency for every mutating endpoint: ``Authorization: Bearer TOKEN``.
+
+    Answers the identity the token stands for (the main token is ``admin``, with every
+    role; a named token its name and roles, see watchkeeper.auth), also kept in
+    ``request.state.identity``. 401 for a missing, unknown, expired or revoked token.
+    """
     state: AppState = request.app.state.wk
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), state.token.encode()):
-        raise HTTPException(status_code=401, detail="missing or wrong API token; send "
-                            "'Authorization: Bearer TOKEN' (the token is in the data dir's 'token' "
-                            "file, or server.token / WATCHKEEPER_TOKEN)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return "api"
+    try:
+        if scheme.lower() != "bearer":
+            raise AuthenticationError(UNKNOWN_TOKEN)
+        identity = identify(given, main_token=state.token, tokens=state.tokens)
+    except AuthenticationError as exc:
+        raise HTTPException(status_code=401, detail=exc.message,
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.identity = identity
+    return identity
+
+
+def require_admin(identity: Annotated[Identity, Depends(require_token)]) -> Identity:
+    """Dependency for token management: the main token, or a token with the role ``admin``
+    (403 naming the identity's roles otherwise)."""
+    require_role(identity, ADMIN_ROLE, "managing API tokens")
+    return identity
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -80,10 +95,13 @@ def create_app(state: AppState) -> FastAPI:
         notifications,
         prom,
         rules,
+        status,
+        tokens,
     )
 
     app.include_router(metrics.router)
     app.include_router(prom.router, prefix="/api/v1")
+    app.include_router(status.router, prefix="/api/v1")
     app.include_router(checks.router, prefix="/api/v1")
     app.include_router(admin.router, prefix="/api/v1")
     app.include_router(admin.mutating, prefix="/api/v1", dependencies=[Depends(require_token)])
@@ -93,4 +111,5 @@ def create_app(state: AppState) -> FastAPI:
     app.include_router(alerts.mutating, prefix="/api", dependencies=[Depends(require_token)])
     app.include_router(automation.router, prefix="/api/v1")
     app.include_router(automation.mutating, prefix="/api/v1", dependencies=[Depends(require_token)])
+    app.include_router(tokens.router, prefix="/api/v1", dependencies=[Depends(require_admin)])
     return app

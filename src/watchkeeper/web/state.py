@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from watchkeeper.clock import Clock
 from watchkeeper.eventlog import EventLog
 from watchkeeper.query.engine import QueryEngine
+
+if TYPE_CHECKING:
+    from watchkeeper.auth import TokenStore
 
 __all__ = ["AppState"]
 
@@ -42,3 +45,5 @@ class AppState:
     alert_resolve_timeout: float = 300.0
     # the rule evaluator (GET /api/v1/rules)
     rules: Any = None
+    # named API tokens besides ``token`` (the main token, identity ``admin``): auth.py
+    tokens: TokenStore | None = None

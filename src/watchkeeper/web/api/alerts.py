@@ -57,6 +57,13 @@ def _state(request: Request) -> AppState:
     return state
 
 
+def _who(request: Request) -> str | None:
+    """The name of the API token's identity (web.app.require_token guards ``mutating``);
+    recorded beside the body's ``createdBy``/``by``, which Alertmanager clients send."""
+    identity = getattr(request.state, "identity", None)
+    return identity.name if identity is not None else None
+
+
 def _filters(texts: list[str] | None) -> list[Matcher]:
     out: list[Matcher] = []
     for text in texts or []:
@@ -74,7 +81,9 @@ def _intake_allowed(request: Request, state: AppState) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
         tokens = [state.token, getattr(state, "alert_intake_token", None)]
-        return any(t and hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens)
+        if any(t and hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens):
+            return True
+        return _named_token_ok(given.strip(), state)
     if getattr(state, "alert_intake_loopback", False) and request.client is not None:
         try:
             return ipaddress.ip_address(request.client.host).is_loopback
@@ -83,11 +92,25 @@ def _intake_allowed(request: Request, state: AppState) -> bool:
     return False
 
 
+def _named_token_ok(given: str, state: AppState) -> bool:
+    """A valid named API token (watchkeeper.auth) may post alerts too, whatever its roles."""
+    from watchkeeper.errors import AuthenticationError
+
+    store = getattr(state, "tokens", None)
+    if store is None:
+        return False
+    try:
+        store.verify(given)
+    except AuthenticationError:
+        return False
+    return True
+
+
 @router.post("/v2/alerts")
 async def post_alerts(request: Request) -> Response:
     """Alertmanager's intake: a JSON array of ``postableAlert``; 200 with an empty body."""
     state = _state(request)
-    if not _intake_allowed(request, state):
+    if not await asyncio.to_thread(_intake_allowed, request, state):  # may read the store
         raise HTTPException(status_code=401, detail="alert intake needs 'Authorization: Bearer "
                             "TOKEN' (the API token, or alerting's intake token); in Prometheus "
                             "set alerting.alertmanagers[].authorization.credentials",
@@ -228,14 +251,17 @@ async def post_silence(request: Request) -> dict[str, str]:
         raise InputError(f"the body is not JSON: {exc}") from None
     ms, starts, ends, by, comment, sid = _silence_body(body)
     new_id = await asyncio.to_thread(state.silences.add, ms, starts_at=starts, ends_at=ends,
-                                     created_by=by, comment=comment, id=sid)
+                                     created_by=by, comment=comment, id=sid,
+                                     identity=_who(request))
     return {"silenceID": new_id}
 
 
 @mutating.delete("/v2/silence/{silence_id}")
 async def delete_silence(silence_id: str, request: Request) -> Response:
     state = _state(request)
-    await asyncio.to_thread(state.silences.expire, silence_id, state.clock.time())
+    who = _who(request)
+    await asyncio.to_thread(state.silences.expire, silence_id, state.clock.time(),
+                            by=who or "api", identity=who)
     return Response(status_code=200)
 
 
@@ -344,13 +370,15 @@ async def ack_alert(alert: str, request: Request) -> dict[str, Any]:
     """Acknowledge every firing alert ``alert`` names; answers the acked alerts."""
     state = _state(request)
     body = await _ack_body(request)
-    done = await asyncio.to_thread(state.alerts.ack, alert, body.get("by") or "api",
-                                   body.get("comment", ""), state.clock.time())
+    done = await asyncio.to_thread(state.alerts.ack, alert, body.get("by") or _who(request) or "api",
+                                   body.get("comment", ""), state.clock.time(),
+                                   identity=_who(request))
     return {"acked": [alert_to_v1(a, [], []) for a in done]}
 
 
 @mutating.delete("/v1/alerts/{alert}/ack")
 async def unack_alert(alert: str, request: Request, by: str = "api") -> dict[str, Any]:
     state = _state(request)
-    done = await asyncio.to_thread(state.alerts.unack, alert, by, state.clock.time())
+    done = await asyncio.to_thread(state.alerts.unack, alert, by, state.clock.time(),
+                                   identity=_who(request))
     return {"unacked": [alert_to_v1(a, [], []) for a in done]}

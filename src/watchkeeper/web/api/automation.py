@@ -7,28 +7,45 @@ the run finishes, then ``event: end``), ``GET /api/v1/runbooks``, ``GET
 /api/v1/runbooks/{name}``, ``GET /api/v1/hosts`` (``pattern``), ``GET /api/v1/triggers``.
 
 Write (``mutating``, token): ``POST /api/v1/runs`` (``{"runbook", "params", "limit",
-"check", "started_by"}``; answers 202 with the run's id and URL; the run goes on in the
-server), ``POST /api/v1/runs/{id}/approve`` and ``/reject`` (``{"by", "comment", "roles"}``),
-``POST /api/v1/runs/{id}/cancel`` (``{"by"}``), ``POST /api/v1/exec`` (``{"pattern",
-"command", "forks", "timeout"}``: an ad-hoc command over the server's warm connections).
+"check"}``; answers 202 with the run's id and URL; the run goes on in the server), ``POST
+/api/v1/runs/{id}/approve`` and ``/reject`` (``{"comment"}``), ``POST
+/api/v1/runs/{id}/cancel``, ``POST /api/v1/exec`` (``{"pattern", "command", "forks",
+"timeout"}``: an ad-hoc command over the server's warm connections).
+
+Who did it is the API token's identity (watchkeeper.auth), recorded as ``started_by`` or
+``by``; an approval step's role is checked against the token's roles. A body's ``by`` or
+``started_by`` (from before named tokens) is accepted only when it is the token's own name,
+and ``roles`` not at all: nobody declares who they are or what they may do.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from watchkeeper.errors import EnvironmentError_
+from watchkeeper.auth import Identity
+from watchkeeper.errors import EnvironmentError_, InputError
+from watchkeeper.web.app import require_token
 
 __all__ = ["mutating", "router"]
 
 router = APIRouter(tags=["automation"])
 mutating = APIRouter(tags=["automation"])
+Caller = Annotated[Identity, Depends(require_token)]
+
+
+def _claimed(field: str, value: str | None, identity: Identity) -> None:
+    """Refuse a body that names someone other than the token's identity."""
+    if value is not None and value != identity.name:
+        raise InputError(f"{field}: who acts is the API token's identity ({identity.name!r}), "
+                         f"not {value!r}; leave {field!r} out",
+                         hint="give each person or system its own token: `watchkeeper tokens "
+                              "create NAME --role ROLE`")
 
 
 def _service(request: Request) -> Any:
@@ -45,15 +62,15 @@ class StartRun(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     limit: str | None = None
     check: bool = False
-    started_by: str = Field("api", min_length=1, max_length=200)
+    started_by: str | None = Field(None, min_length=1, max_length=200)  # must be the token's
 
 
 class Decision(BaseModel):
     model_config = {"extra": "forbid"}
 
-    by: str = Field("api", min_length=1, max_length=200)
+    by: str | None = Field(None, min_length=1, max_length=200)  # must be the token's name
     comment: str = ""
-    roles: list[str] | None = None  # the decider's roles; the approval step's role must be one
+    roles: Any = None  # refused: roles come from the API token
 
 
 @router.get("/runs")
@@ -116,34 +133,49 @@ def list_triggers(request: Request) -> dict[str, Any]:
 
 
 @mutating.post("/runs", status_code=202)
-async def start_run(request: Request, body: StartRun) -> JSONResponse:
+async def start_run(request: Request, body: StartRun, identity: Caller) -> JSONResponse:
+    _claimed("started_by", body.started_by, identity)
     svc = _service(request)
     run_id = svc.start(body.runbook, body.params, limit=body.limit, check_mode=body.check,
-                       trigger="api", started_by=body.started_by)
+                       trigger="api", started_by=identity.name)
     return JSONResponse({"id": run_id, "url": f"/api/v1/runs/{run_id}",
                          "events": f"/api/v1/runs/{run_id}/events"}, status_code=202)
 
 
-@mutating.post("/runs/{run_id}/approve")
-def approve(request: Request, run_id: str, body: Decision) -> dict[str, Any]:
-    out: dict[str, Any] = _service(request).runs.approve(
-        run_id, by=body.by, comment=body.comment,
-        roles=set(body.roles) if body.roles is not None else None).to_dict()
+def _decide(request: Request, run_id: str, body: Decision | None, identity: Identity,
+            decision: str) -> dict[str, Any]:
+    body = body or Decision()
+    if body.roles is not None:
+        raise InputError(f"roles: an approver's roles come from their API token, not from the "
+                         f"request ({identity.name} has {identity.describe_roles()}); leave "
+                         "'roles' out",
+                         hint="an admin gives a token roles: `watchkeeper tokens create NAME "
+                              "--role ROLE`")
+    _claimed("by", body.by, identity)
+    runs = _service(request).runs
+    method = runs.approve if decision == "approve" else runs.reject
+    out: dict[str, Any] = method(run_id, by=identity.name, comment=body.comment,
+                                 roles=set(identity.roles)).to_dict()
     return out
+
+
+@mutating.post("/runs/{run_id}/approve")
+def approve(request: Request, run_id: str, identity: Caller,
+            body: Decision | None = None) -> dict[str, Any]:
+    return _decide(request, run_id, body, identity, "approve")
 
 
 @mutating.post("/runs/{run_id}/reject")
-def reject(request: Request, run_id: str, body: Decision) -> dict[str, Any]:
-    out: dict[str, Any] = _service(request).runs.reject(
-        run_id, by=body.by, comment=body.comment,
-        roles=set(body.roles) if body.roles is not None else None).to_dict()
-    return out
+def reject(request: Request, run_id: str, identity: Caller,
+           body: Decision | None = None) -> dict[str, Any]:
+    return _decide(request, run_id, body, identity, "reject")
 
 
 @mutating.post("/runs/{run_id}/cancel")
-def cancel(request: Request, run_id: str, body: Decision | None = None) -> dict[str, Any]:
-    by = body.by if body is not None else "api"
-    out: dict[str, Any] = _service(request).runs.cancel(run_id, by=by).to_dict()
+def cancel(request: Request, run_id: str, identity: Caller,
+           body: Decision | None = None) -> dict[str, Any]:
+    _claimed("by", body.by if body is not None else None, identity)
+    out: dict[str, Any] = _service(request).runs.cancel(run_id, by=identity.name).to_dict()
     return out
 
 
@@ -154,17 +186,18 @@ class ExecRequest(BaseModel):
     command: str = Field(min_length=1)
     forks: int = Field(50, ge=1, le=10000)
     timeout: float | None = Field(None, gt=0)
-    started_by: str = Field("api", min_length=1, max_length=200)
+    started_by: str | None = Field(None, min_length=1, max_length=200)  # must be the token's
 
 
 @mutating.post("/exec")
-async def exec_command(body: ExecRequest, request: Request) -> dict[str, Any]:
+async def exec_command(body: ExecRequest, request: Request, identity: Caller) -> dict[str, Any]:
     """Run a shell command on every host the pattern selects, over the server's pooled
     connections (warm: no SSH handshake per call). Answers one result per host, as
     ``watchkeeper exec --json`` prints them; the event log records who ran what."""
     from watchkeeper.automation.adhoc import run_adhoc
     from watchkeeper.automation.command import Command
 
+    _claimed("started_by", body.started_by, identity)
     svc = _service(request)
     hosts = svc.inventory.select(body.pattern)
     if svc.executors is None:
@@ -175,5 +208,5 @@ async def exec_command(body: ExecRequest, request: Request) -> dict[str, Any]:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     svc.eventlog.append("exec.ran", body.pattern, {"command": body.command, "hosts": len(results),
-                                                    **counts}, actor=body.started_by)
+                                                    **counts}, actor=identity.name)
     return {"results": [r.to_dict() for r in results]}
