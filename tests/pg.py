@@ -14,6 +14,7 @@ Fixtures (register with ``pytest_plugins = ["tests.pg"]``):
 
 from __future__ import annotations
 
+import gc
 import glob
 import itertools
 import os
@@ -190,4 +191,7 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     try:
         yield pg_cluster.url(name)
     finally:
+        # engines the test left to the garbage collector close their pooled connections
+        # now, while the database still exists, not during some later test
+        gc.collect()
         pg_cluster.drop_database(name)

@@ -516,6 +516,8 @@ async def test_runs_steps_and_an_approval_from_another_process(pg_url: str, tmp_
         assert [r.id for r in other.list(status="ok")] == [run_id]
         with engines[0].connect() as conn:
             assert conn.execute(select(func.count()).select_from(run_steps)).scalar_one() >= 2
+        store.close()
+        other.close()
     finally:
         for e in engines:
             e.dispose()
