@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.query.promql.functions_range import extrapolate
+from watchkeeper.query.promql.functions_range import extrapolate, regression_finish
 
 __all__ = ["BATCH_FUNCTIONS", "BATCH_SCALAR_ARGS", "Packed", "batch", "batch_bounds", "pack"]
 
@@ -388,17 +388,8 @@ def _regression(w: _Windows, icpt: I64) -> tuple[F64, F64, Bool]:
                 float(np.abs(np.where(valid[:, None, :], incs, 0.0)).sum(axis=0).max()) < 1e300
         for j, m in enumerate(counts):
             _kahan_step(sums[:, :m], comp[:, :m], incs[j, :, :m], not safe)
-    sx, sy, sxy, sx2 = sums
-    cx, cy, cxy, cx2 = comp
-    cnt = ns.astype(np.float64)
-    sxs, sys_ = sx + cx, sy + cy
-    cov = (sxy + cxy) - sxs * sys_ / cnt
-    var = (sx2 + cx2) - sxs * sxs / cnt
-    sl = cov / var
-    icp = sys_ / cnt - sl * sxs / cnt
-    inf_y = np.isinf(init_y)
-    sl = np.where(const_y, np.where(inf_y, np.nan, 0.0), sl)
-    icp = np.where(const_y, np.where(inf_y, np.nan, init_y), icp)
+    sl, icp = regression_finish((sums[0], sums[1], sums[2], sums[3]),
+                                (comp[0], comp[1], comp[2], comp[3]), ns, init_y, const_y)
     slope.reshape(-1)[which] = sl
     intercept.reshape(-1)[which] = icp
     return slope, intercept, ok

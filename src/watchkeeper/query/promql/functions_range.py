@@ -332,6 +332,20 @@ def _regression(rs: RangeSeries, icpt: I64) -> tuple[F64, F64, Bool]:
         sx2[:m], cx2[:m] = _kinc(x * x, sx2[:m], cx2[:m])
 
     _columns(rs, rows_sorted, ns, step)
+    sl, ic = regression_finish((sx, sy, sxy, sx2), (cx, cy, cxy, cx2), ns, init_y, const_y)
+    slope[rows_sorted] = sl
+    intercept[rows_sorted] = ic
+    return slope, intercept, ok
+
+
+def regression_finish(sums: tuple[F64, F64, F64, F64], comp: tuple[F64, F64, F64, F64],
+                      ns: I64, init_y: F64, const_y: Bool) -> tuple[F64, F64]:
+    """Slope and intercept of least squares from the Kahan sums (x, y, x*y, x*x) and their
+    compensations over ``ns`` samples, as Prometheus's linearRegression finishes: a
+    window whose values are all equal has slope 0 and that value as intercept (NaN for
+    both when the value is infinite). Shared by the per-window and the batched paths."""
+    sx, sy, sxy, sx2 = sums
+    cx, cy, cxy, cx2 = comp
     cnt = ns.astype(np.float64)
     sxs, sys_ = sx + cx, sy + cy
     cov = (sxy + cxy) - sxs * sys_ / cnt
@@ -341,9 +355,7 @@ def _regression(rs: RangeSeries, icpt: I64) -> tuple[F64, F64, Bool]:
     inf_y = np.isinf(init_y)
     sl = np.where(const_y, np.where(inf_y, np.nan, 0.0), sl)
     ic = np.where(const_y, np.where(inf_y, np.nan, init_y), ic)
-    slope[rows_sorted] = sl
-    intercept[rows_sorted] = ic
-    return slope, intercept, ok
+    return sl, ic
 
 
 def _deriv(rs: RangeSeries, args: tuple[F64, ...]) -> tuple[F64, Bool]:
