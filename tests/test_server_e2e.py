@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -218,6 +220,7 @@ def test_sigterm_exits_zero_and_flushes(tmp_path: Path) -> None:
     output = proc.stdout.read().decode()
     proc.stdout.close()
     assert "Traceback" not in output
+    assert f"INFO watchkeeper: watchkeeper listening on http://127.0.0.1:{port}" in output
     import sqlite3
 
     with sqlite3.connect(data / "watchkeeper.db") as db:
@@ -226,3 +229,29 @@ def test_sigterm_exits_zero_and_flushes(tmp_path: Path) -> None:
     db.close()
     assert n > 100  # the host collector's first tick, flushed on SIGTERM
     assert kinds == ["server.started", "server.stopped"]
+
+
+def test_log_level_is_checked_and_quiets_the_start_line(tmp_path: Path) -> None:
+    out = subprocess.run([*WATCHKEEPER, "up", "--data-dir", str(tmp_path), "--log-level", "loud"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: --log-level 'loud' is not a level; use one of debug, info, "
+                                 "warning, error")
+    from tests.e2e_helpers import wait_http
+
+    port = free_port()
+    proc = subprocess.Popen([*WATCHKEEPER, "up", "--data-dir", str(tmp_path / "data"), "--listen",
+                             f"127.0.0.1:{port}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "warning"})
+    assert proc.stdout is not None
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        output = proc.stdout.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert "listening on" not in output and "Traceback" not in output

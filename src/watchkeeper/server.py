@@ -180,7 +180,7 @@ class Server:
                 sched = tg.create_task(self.scheduler.run(), name="scheduler")
                 alerting = tg.create_task(self.alerting.run(), name="alerting")
                 automation = tg.create_task(self.automation.run(), name="automation")
-                log.warning("watchkeeper listening on http://%s:%d (data dir %s%s)", host, port,
+                log.info("watchkeeper listening on http://%s:%d (data dir %s%s)", host, port,
                             self.data_dir, self._database_note())
                 reloader = tg.create_task(self._reload_loop(), name="reload")
                 stop = tg.create_task(self._stop.wait(), name="stop")
@@ -276,6 +276,8 @@ class Server:
                     new.config, self._base_dir(), config_file=self._config_file()),
                                               actor)
             groups = len(self.alerting.rules.groups) if self.alerting is not None else 0
+            log.info("config reloaded from %s by %s: %d checks, %d rule groups", new.path, actor,
+                     len(self.monitor.configs), groups)
             self.eventlog.append("config.reloaded", str(new.path),
                                  {"checks": len(self.monitor.configs), "rule_groups": groups},
                                  actor=actor)
@@ -327,11 +329,20 @@ def _version() -> str:
     return __version__
 
 
-def serve(config_path: str | None, data_dir: str | None, listen: str | None) -> int:
-    """Load the config, open the store and run until SIGTERM. Returns the exit code."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def serve(config_path: str | None, data_dir: str | None, listen: str | None,
+          log_level: str = "info") -> int:
+    """Load the config, open the store and run until SIGTERM. Returns the exit code.
+
+    ``log_level`` (one of :data:`LOG_LEVELS`) applies to watchkeeper's own messages;
+    libraries log warnings and errors only.
+    """
     loaded = load_config(config_path) if config_path else _default_or_local()
     ddir = resolve_data_dir(data_dir, loaded.config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("watchkeeper").setLevel(log_level.upper())
     server = Server(loaded, ddir, listen)
     asyncio.run(server.run())
     return 0

@@ -29,11 +29,19 @@ app = typer.Typer(name="watchkeeper", no_args_is_help=True, add_completion=False
 @app.command()
 def up(config: ConfigOpt = None, data_dir: DataDirOpt = None,
        listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT to serve HTTP on "
-                                                  "(default 127.0.0.1:8470).")] = None) -> None:
+                                                  "(default 127.0.0.1:8470).")] = None,
+       log_level: Annotated[str, typer.Option(
+           "--log-level", envvar="WATCHKEEPER_LOG_LEVEL",
+           help="debug, info, warning or error (watchkeeper's own messages).")] = "info",
+       ) -> None:
     """Run everything: collectors, checks, store and the HTTP API, until SIGTERM."""
-    from watchkeeper.server import serve
+    from watchkeeper.errors import InputError
+    from watchkeeper.server import LOG_LEVELS, serve
 
-    raise typer.Exit(serve(config, data_dir, listen))
+    level = log_level.strip().lower()
+    if level not in LOG_LEVELS:
+        raise InputError(f"--log-level {log_level!r} is not a level; use one of {', '.join(LOG_LEVELS)}")
+    raise typer.Exit(serve(config, data_dir, listen, level))
 
 
 app.command("check")(_checks.check)
