@@ -226,3 +226,40 @@ def test_table_folds_to_the_width_and_keeps_control_characters_out() -> None:
                             colour=True)
     assert "\x1b[32mok\x1b[0m" in coloured and "\x1b[1mh\x1b[0m" in coloured
     assert sanitize("a\x07b\tc") == "a^Gb    c"
+
+
+@pytest.mark.parametrize("framing", ["length", "close", "chunked"])
+def test_raw_http_client_reads_large_answers_in_every_framing(framing: str) -> None:
+    """The fast path's one-request client: 8 MB come back whole however they are framed."""
+    import socket as _socket
+
+    from watchkeeper.cli._http import post
+
+    payload = bytes(range(256)) * (8 * 4096)
+    with _socket.create_server(("127.0.0.1", 0)) as srv:
+        port = srv.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\n"
+                if framing == "length":
+                    conn.sendall(head + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                elif framing == "close":
+                    conn.sendall(head + b"\r\n" + payload)
+                else:
+                    conn.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+                    for i in range(0, len(payload), 1_000_003):
+                        part = payload[i:i + 1_000_003]
+                        conn.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                    conn.sendall(b"0\r\n\r\n")
+
+        t = threading.Thread(target=answer)
+        t.start()
+        status, body = post("http", "127.0.0.1", port, "/x", b"{}", {}, connect_timeout=5,
+                            read_timeout=10)
+        t.join(10)
+    assert status == 200 and body == payload

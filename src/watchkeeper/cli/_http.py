@@ -25,34 +25,36 @@ class _Reader:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()  # grows in place: a large answer is not copied per read
 
     def _more(self) -> bool:
         data = self.sock.recv(65536)
         self.buf += data
         return bool(data)
 
+    def _take(self, n: int, skip: int = 0) -> bytes:
+        out = bytes(self.buf[:n])
+        del self.buf[:n + skip]
+        return out
+
     def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
+        while (end := self.buf.find(b"\r\n")) < 0:
             if len(self.buf) > 65536:
                 raise HTTPFailure("answer header line too long")
             if not self._more():
                 raise HTTPFailure("connection closed before the answer was complete")
-        out, _, self.buf = self.buf.partition(b"\r\n")
-        return out
+        return self._take(end, 2)
 
     def exactly(self, n: int) -> bytes:
         while len(self.buf) < n:
             if not self._more():
                 raise HTTPFailure("connection closed before the answer was complete")
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        return self._take(n)
 
     def rest(self) -> bytes:
         while self._more():
             pass
-        out, self.buf = self.buf, b""
-        return out
+        return self._take(len(self.buf))
 
 
 def post(scheme: str, host: str, port: int | None, path: str, body: bytes,
