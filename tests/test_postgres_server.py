@@ -73,7 +73,12 @@ def test_server_on_postgresql_keeps_its_data_across_a_restart(pg_cluster: Cluste
             wait_for(lambda: len(_history(base)) >= 3, 30, "three results of the check")
             assert _history(base)[0]["state"] == "OK"
             end = time.time()
-            first = wait_for(lambda: _range(base, start, end), 20, "check samples in the store")
+            # the API shows results at once; the store gets them with the writer's next
+            # flush (every second): wait until everything before ``end`` is written
+            wait_for(lambda: (r := _range(base, start, end)) and len(r[0]["values"]) >= 2, 20,
+                     "check samples in the store")
+            time.sleep(max(0.0, end + 2.5 - time.time()))
+            first = _range(base, start, end)
             assert first[0]["metric"]["check"] == CHECK and len(first[0]["values"]) >= 2
             status = httpx.get(f"{base}/api/v1/status").json()
             assert status["store"]["database"] == (
