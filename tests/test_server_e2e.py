@@ -66,8 +66,11 @@ def test_example_config_runs_every_check_and_serves_history(tmp_path: Path) -> N
             r = httpx.get(f"{base}/api/v1/query", params={"query": 'watchkeeper_check_state{check="app-dns"}'}).json()
             assert r["data"]["result"][0]["value"][1] == "0"
             # the scrape check stored watchkeeper's own series under job/instance
-            r = httpx.get(f"{base}/api/v1/series", params={"match[]": 'watchkeeper_build_info{job="self-scrape"}'}).json()
-            assert r["data"], r
+            # (stored with the writer's next flush after the scrape: the API shows the check
+            # as OK a moment before)
+            wait_for(lambda: httpx.get(f"{base}/api/v1/series", params={
+                "match[]": 'watchkeeper_build_info{job="self-scrape"}'}).json()["data"], 20,
+                "the scraped series in the store")
 
 
 def test_no_config_monitors_the_local_host_and_survives_restart(tmp_path: Path) -> None:
