@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.query.promql.functions_range import extrapolate, regression_finish
+from watchkeeper.query.promql.functions_range import extrapolate, regression_finish, window_deltas
 
 __all__ = ["BATCH_FUNCTIONS", "BATCH_SCALAR_ARGS", "Packed", "batch", "batch_bounds", "pack"]
 
@@ -125,26 +125,7 @@ def _extrapolated(w: _Windows, is_counter: bool, is_rate: bool) -> tuple[F64, Bo
     ok = n >= 2
     if not ok.any():
         return _zeros(w)
-    ms, v = w.p.ms, w.p.values
-    last_i = len(ms) - 1
-    fi = np.minimum(w.lo, last_i)
-    li = np.clip(w.hi - 1, 0, last_i)
-    first_t, last_t = ms[fi], ms[li]
-    first_v = v[fi]
-    result = v[li] - first_v
-    if is_counter and len(v) > 1:
-        # A window of series i never holds the pair across a series boundary
-        # (lo >= offsets[i], pairs start at lo + 1), so the global resets serve.
-        resets = np.flatnonzero(v[1:] < v[:-1]) + 1
-        if len(resets):
-            a = np.searchsorted(resets, w.lo + 1, side="left")
-            b = np.searchsorted(resets, w.hi, side="left")
-            r = np.where(ok, b - a, 0)
-            flat = result.reshape(-1)
-            af, rf = a.reshape(-1), r.reshape(-1)
-            for k in range(int(r.max())):
-                rows = np.flatnonzero(rf > k)
-                flat[rows] += v[resets[af[rows] + k] - 1]
+    first_t, last_t, first_v, result = window_deltas(w.p.ms, w.p.values, w.lo, w.hi, ok, is_counter)
     return extrapolate(result, ok, first_t, last_t, first_v, n, w.times, w.range_ms,
                        is_counter=is_counter, is_rate=is_rate)
 

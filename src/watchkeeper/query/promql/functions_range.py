@@ -182,6 +182,33 @@ def _may_overflow(values: F64) -> bool:
 # --- rate, increase, delta -------------------------------------------------------------
 
 
+def window_deltas(ms: I64, v: F64, lo: I64, hi: I64, ok: Bool, is_counter: bool
+                  ) -> tuple[I64, I64, F64, F64]:
+    """Per window ``[lo, hi)`` (arrays of any shape, indices into ``ms``/``v``): the first
+    and last sample's timestamps, the first value, and last minus first value; for a
+    counter plus the value before each reset (v[i] < v[i-1] adds v[i-1]) inside the
+    window, added one reset at a time in Prometheus's order. Windows where ``ok`` is
+    false count no resets. The windows of one series never span another's samples
+    (pairs start at lo + 1), so resets found over all samples at once serve every series.
+    Shared by the per-series and the batched ``rate``/``increase``/``delta``."""
+    last_i = len(ms) - 1
+    fi = np.minimum(lo, last_i)
+    li = np.clip(hi - 1, 0, last_i)
+    first_v = v[fi]
+    result = v[li] - first_v
+    if is_counter and len(v) > 1:
+        resets = np.flatnonzero(v[1:] < v[:-1]) + 1
+        if len(resets):
+            a = np.searchsorted(resets, lo + 1, side="left").reshape(-1)
+            b = np.searchsorted(resets, hi, side="left").reshape(-1)
+            r = np.where(ok.reshape(-1), b - a, 0)
+            flat = result.reshape(-1)  # a view: result is a new contiguous array
+            for k in range(int(r.max())):
+                rows = np.flatnonzero(r > k)
+                flat[rows] += v[resets[a[rows] + k] - 1]
+    return ms[fi], ms[li], first_v, result
+
+
 def _extrapolated(rs: RangeSeries, is_counter: bool, is_rate: bool) -> tuple[F64, Bool]:
     """Prometheus's ``extrapolatedRate``: the difference between the first and the
     last sample (plus counter resets), extrapolated to the window's edges when the
@@ -191,24 +218,8 @@ def _extrapolated(rs: RangeSeries, is_counter: bool, is_rate: bool) -> tuple[F64
     ok = n >= 2
     if not len(rs.ms) or not ok.any():
         return _empty(rs)
-    ms, v = rs.ms, rs.values
-    last_i = len(ms) - 1
-    fi = np.minimum(rs.lo, last_i)
-    li = np.clip(rs.hi - 1, 0, last_i)
-    first_t, last_t = ms[fi], ms[li]
-    first_v = v[fi]
-    result = v[li] - first_v
-    if is_counter and len(v) > 1:
-        # Resets at sample i (v[i] < v[i-1]) add v[i-1]; within a window the pairs
-        # are i in [lo+1, hi). Added one reset at a time, in Prometheus's order.
-        resets = np.flatnonzero(v[1:] < v[:-1]) + 1
-        if len(resets):
-            a = np.searchsorted(resets, rs.lo + 1, side="left")
-            b = np.searchsorted(resets, rs.hi, side="left")
-            r = np.where(ok, b - a, 0)
-            for k in range(int(r.max())):
-                rows = np.flatnonzero(r > k)
-                result[rows] += v[resets[a[rows] + k] - 1]
+    first_t, last_t, first_v, result = window_deltas(rs.ms, rs.values, rs.lo, rs.hi, ok,
+                                                     is_counter)
     return extrapolate(result, ok, first_t, last_t, first_v, n, rs.steps_ms, rs.range_ms,
                        is_counter=is_counter, is_rate=is_rate)
 
