@@ -27,22 +27,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0,
+              log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200 (a server's ready or health endpoint); fail with
+    what the process printed (its piped stdout, else its piped stderr, else ``log``, the
+    file it writes to) if it exits or does not answer in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"server exited with {proc.returncode}:\n{out}")
+            pipe = proc.stdout or proc.stderr
+            out = pipe.read().decode(errors="replace") if pipe else ""
+            raise AssertionError(f"server exited with {proc.returncode}:\n{out}{_tail(log)}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
+    raise AssertionError(f"{url} did not answer within {timeout}s{_tail(log)}")
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+def _tail(log: Path | None) -> str:
+    return f"\n{log.read_text(errors='replace')[-4000:]}" if log is not None and log.exists() else ""
+
+
+def _end(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> bool:
+    """Send ``sig`` and wait; SIGKILL after ``timeout``. Closes the pipes. False if it
+    had to be killed."""
+    in_time = True
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
@@ -50,10 +62,23 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise AssertionError("server did not stop on SIGTERM") from None
-    if proc.stdout:
-        proc.stdout.close()
+            in_time = False
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+    return in_time
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Stop a server under test: it must exit on ``sig`` within ``timeout``."""
+    if not _end(proc, sig, timeout):
+        raise AssertionError("server did not stop on SIGTERM")
     return proc.returncode
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """End a helper process (a Prometheus, an Alertmanager): SIGTERM, SIGKILL if it lingers."""
+    _end(proc, signal.SIGTERM, timeout)
 
 
 @contextmanager

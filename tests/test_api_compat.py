@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e_helpers import ServerThread, free_port
+from tests.e2e_helpers import ServerThread, free_port, terminate, wait_http
 from watchkeeper.eventlog import EventLog
 from watchkeeper.monitor.model import Sample
 from watchkeeper.query.engine import QueryEngine
@@ -92,19 +91,6 @@ class Both:
     tsdb: TSDB
 
 
-def _wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, f"prometheus exited: {proc.stderr.read() if proc.stderr else b''!r}"
-        try:
-            if client.get("/-/ready").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "prometheus did not become ready in 30 s"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
@@ -136,21 +122,14 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
                          started=NOW - 60)
         listener.start(create_app(state))
         wk = httpx.Client(base_url=listener.base, timeout=30, trust_env=False)
-        _wait_ready(prom, proc)
+        wait_http(f"http://127.0.0.1:{port}/-/ready", proc)
         yield Both(prom, wk, tsdb)
     finally:
         if wk is not None:
             wk.close()
         listener.stop()
         prom.close()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        terminate(proc)
         engine.dispose()
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.alerting._receiver_servers import recorder
+from tests.e2e_helpers import terminate, wait_http
 from watchkeeper.alerting.config import AlertmanagerConfig
 from watchkeeper.alerting.model import Alert, AlertState
 from watchkeeper.alerting.notify_templates import build_message
@@ -48,24 +49,10 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (d / "am.log").read_text()
-            assert time.monotonic() < deadline, "alertmanager did not become ready"
-            time.sleep(0.1)
+        wait_http(f"{base}/-/ready", proc, timeout=20, log=d / "am.log")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=10)
         log.close()
 
 

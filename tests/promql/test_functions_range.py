@@ -8,7 +8,6 @@ import math
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e_helpers import terminate, wait_http
 from watchkeeper.query.promql.functions_range import RANGE_FUNCTIONS, RangeSeries, window_bounds
 
 NAMES = sorted(RANGE_FUNCTIONS)
@@ -481,25 +481,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clien
              f"--web.listen-address=127.0.0.1:{port}"],
             stdout=log, stderr=subprocess.STDOUT)
     try:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log=root / "prometheus.log")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.get("/-/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, (root / "prometheus.log").read_text()
-                assert time.monotonic() < deadline, "Prometheus did not become ready"
-                time.sleep(0.1)
             yield client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=10)
 
 
 def _query_range(client: httpx.Client, query: str, steps: list[int]) -> dict[str, dict[int, float]]:

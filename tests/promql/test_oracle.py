@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e_helpers import terminate, wait_http
 from watchkeeper.errors import QueryError
 from watchkeeper.monitor.exposition import iter_openmetrics_file
 from watchkeeper.query.engine import QueryEngine
@@ -211,27 +212,11 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Oracle, Que
         for batch in iter_openmetrics_file(om):
             tsdb.append(batch, default_timestamp=time.time())
         tsdb.compact(TS + SPAN + 3600)
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, f"prometheus exited: {server.stderr.read() if server.stderr else ''}"
-            try:
-                if oracle.http.get("/-/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "prometheus did not become ready in 30 s"
-            time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{port}/-/ready", server)
         yield oracle, QueryEngine(tsdb)
     finally:
         oracle.http.close()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr:
-            server.stderr.close()
+        terminate(server)
         engine.dispose()
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e_helpers import terminate
 from tests.promql.test_oracle import Oracle, _free_port, assert_same
 from watchkeeper.alerting.rulefiles import load_rules_text
 from watchkeeper.alerting.rules import MemoryAlerts, RuleRunner
@@ -188,14 +189,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     finally:
         oracle.http.close()
         target.close()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr:
-            server.stderr.close()
+        terminate(server)
 
 
 def _series(dump: dict[Key, list[tuple[int, float]]], *names: str) -> dict[Key, list[tuple[int, Any]]]:
