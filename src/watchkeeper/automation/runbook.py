@@ -726,45 +726,9 @@ def load_runbook(path: str | Path) -> Runbook:
 
 
 def _read(path: Path, issues: list[ConfigIssue]) -> Located | None:
-    """YAML with line tracking, like config/yamlsource.py, but without ``${VAR}`` substitution:
-    runbook text is shell and Jinja2, where ``$`` means what the shell makes of it."""
-
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        issues.append(ConfigIssue(file, None, "", "file not found"))
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        issues.append(ConfigIssue(file, None, "", f"cannot read: {exc}"))
-        return None
-    if "$" not in text:
-        return read_yaml(path, issues)
-    # hide every ``$`` from yamlsource's substitution, then put it back
-    marker = "\ue000wk\ue000"
-    tmp = read_yaml_text(text.replace("$", marker), file, issues)
-    if tmp is None:
-        return None
-
-    def back(v: Any) -> Any:
-        if isinstance(v, str):
-            return v.replace(marker, "$")
-        if isinstance(v, list):
-            return [back(x) for x in v]
-        if isinstance(v, dict):
-            return {back(k): back(x) for k, x in v.items()}
-        return v
-
-    return Located(back(tmp.data), {tuple(back(p) for p in k): w for k, w in tmp.lines.items()})
-
-
-def read_yaml_text(text: str, file: str, issues: list[ConfigIssue]) -> Located | None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d) / "runbook.yaml"
-        f.write_text(text, encoding="utf-8")
-        return read_yaml(f, issues, display=file)
+    """YAML with line tracking, as config/yamlsource.py reads it, without ``${VAR}``
+    substitution: runbook text is shell and Jinja2, where ``$`` means what the shell makes of it."""
+    return read_yaml(path, issues, substitute=False)
 
 
 class RunbookLibrary:

@@ -72,7 +72,7 @@ def format_path(path: Path_) -> str:
 
 
 def _convert(node: yaml.Node, file: str, path: Path_, lines: dict[Path_, tuple[str, int]],
-             issues: list[ConfigIssue], environ: Mapping[str, str]) -> Any:
+             issues: list[ConfigIssue], environ: Mapping[str, str] | None) -> Any:
     line = node.start_mark.line + 1
     lines.setdefault(path, (file, line))
     if isinstance(node, yaml.MappingNode):
@@ -101,7 +101,7 @@ def _convert(node: yaml.Node, file: str, path: Path_, lines: dict[Path_, tuple[s
         return [_convert(item, file, path + (i,), lines, issues, environ)
                 for i, item in enumerate(node.value)]
     value = _LOADER.construct_object(node, deep=True)
-    if isinstance(value, str) and "$" in value:
+    if environ is not None and isinstance(value, str) and "$" in value:
         value = _substitute(value, file, line, issues, format_path(path), environ)
     return value
 
@@ -110,10 +110,14 @@ _LOADER = yaml.SafeLoader("")
 
 
 def read_yaml(path: Path, issues: list[ConfigIssue], *, environ: Mapping[str, str] | None = None,
-              display: str | None = None) -> Located | None:
-    """Parse one YAML file; syntax errors and duplicate keys become issues."""
+              display: str | None = None, substitute: bool = True) -> Located | None:
+    """Parse one YAML file; syntax errors and duplicate keys become issues.
+
+    ``substitute=False`` leaves ``${VAR}`` as written (runbooks: their text is shell and
+    Jinja2, where ``$`` means what the shell makes of it).
+    """
     file = display or str(path)
-    env = os.environ if environ is None else environ
+    env = None if not substitute else os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
