@@ -629,8 +629,10 @@ class TSDB:
         """(series id, ms, values, first ms, last ms) of the head samples in [lo, hi] of each
         series that has some, in id order.
 
-        Rows come in key order (slot, series id, ts) without a sort in SQL; a stable
-        sort by series id in NumPy then leaves each series' samples in time order.
+        On SQLite rows come in key order (slot, series id, ts) without a sort in SQL; a
+        stable sort by series id in NumPy then leaves each series' samples in time order.
+        Other databases promise no order without ORDER BY (PostgreSQL returns heap order,
+        which an updated row changes), so there the rows are sorted by (series id, ts).
         ``every`` says ``ids`` are all series, so no IN list is needed. The stale flag
         is read only when a value is NULL (NaN: SQLite keeps none), which is rare.
         """
@@ -650,7 +652,10 @@ class TSDB:
         table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)).reshape(-1, 3)
         self._mark_stale(conn, parts, span, table)
         sids = table[:, 0].astype(np.int64)
-        if len(sids) > 1 and not (sids[1:] >= sids[:-1]).all():
+        if self._dialect != "sqlite" and len(sids) > 1:
+            order = np.lexsort((table[:, 1], sids))
+            sids, table = sids[order], table[order]
+        elif len(sids) > 1 and not (sids[1:] >= sids[:-1]).all():
             order = np.argsort(sids, kind="stable")
             sids, table = sids[order], table[order]
         ts = table[:, 1].astype(np.int64)
