@@ -353,6 +353,13 @@ def test_series_with_several_match(api: Env) -> None:
     assert sorted(posted.json()["data"], key=str) == sorted(body["data"], key=str)
 
 
+def test_series_match_takes_prometheus_3_quoted_names(api: Env) -> None:
+    """Grafana on Prometheus 3 sends ``{"name"}`` selectors; they select as ``name`` does."""
+    quoted = api.http.get("/api/v1/series", params={"match[]": '{"api_gauge", "job"="b"}'}).json()
+    plain = api.http.get("/api/v1/series", params={"match[]": 'api_gauge{job="b"}'}).json()
+    assert quoted["status"] == "success" and quoted["data"] == plain["data"] == [GAUGE_B]
+
+
 def test_series_start_end_keep_series_with_samples_in_range(api: Env) -> None:
     everything = api.http.get("/api/v1/series", params={"match[]": '{__name__=~"api_.*"}'}).json()
     names = sorted({s["__name__"] for s in everything["data"]})

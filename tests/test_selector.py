@@ -201,3 +201,30 @@ def test_whole_selector_round_trips() -> None:
 )
 def test_regexes_follow_re2_as_prometheus_reads_them(pattern: str, value: str, expected: bool) -> None:
     assert Matcher.make("job", "=~", pattern).matches(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"metric.name"}', [("__name__", "=", "metric.name")]),
+        ('{"metric.name", job="x"}', [("__name__", "=", "metric.name"), ("job", "=", "x")]),
+        ('{job="x", "metric.name",}', [("job", "=", "x"), ("__name__", "=", "metric.name")]),
+        ('{"label.with.dots"="1", "m"}', [("label.with.dots", "=", "1"), ("__name__", "=", "m")]),
+        ('up{"a.b"=~"x.*"}', [("__name__", "=", "up"), ("a.b", "=~", "x.*")]),
+    ],
+)
+def test_prometheus_3_quoted_names(text: str, expected: list[tuple[str, str, str]]) -> None:
+    assert triples(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('up{"m"}', "metric name given twice at column 4"),
+        ('{"a", "b"}', "metric name given twice at column 7"),
+        ('{"m" "n"}', "expected one of =, !=, =~, !~ at column 6"),
+    ],
+)
+def test_prometheus_3_quoted_name_errors(text: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_selector(text)

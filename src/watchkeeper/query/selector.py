@@ -135,15 +135,27 @@ def parse_selector(text: str) -> list[Matcher]:
             if pos < len(s) and s[pos] == "}":
                 pos += 1
                 break
-            lm = _LABEL_RE.match(s, pos)
-            if not lm:
-                found = "end of input" if pos >= len(s) else repr(s[pos])
-                raise QueryError(f"expected a label name or '}}' at column {col(pos)}{where}, "
-                                 f"found {found}")
-            pos = lm.end()
+            label_at = pos
+            if pos < len(s) and s[pos] in "\"'`":
+                # Prometheus 3: a quoted label name, or alone a quoted metric name
+                label, pos = _unquote(s, pos, where, lead)
+            else:
+                lm = _LABEL_RE.match(s, pos)
+                if not lm:
+                    found = "end of input" if pos >= len(s) else repr(s[pos])
+                    raise QueryError(f"expected a label name or '}}' at column {col(pos)}{where}, "
+                                     f"found {found}")
+                label, pos = lm.group(0), lm.end()
             while pos < len(s) and s[pos].isspace():
                 pos += 1
             op = next((o for o in _OPS if s.startswith(o, pos)), None)
+            if op is None and s[label_at] in "\"'`" and pos < len(s) and s[pos] in ",}":
+                if any(mt.name == "__name__" and mt.op == "=" for mt in matchers):
+                    raise QueryError(f"metric name given twice at column {col(label_at)}{where}")
+                matchers.append(Matcher.make("__name__", "=", label))
+                if s[pos] == ",":
+                    pos += 1
+                continue
             if op is None:
                 raise QueryError(f"expected one of =, !=, =~, !~ at column {col(pos)}{where}")
             pos += len(op)
@@ -152,7 +164,7 @@ def parse_selector(text: str) -> list[Matcher]:
             if pos >= len(s):
                 raise QueryError(f"unexpected end of input at column {col(pos)}{where}")
             value, pos = _unquote(s, pos, where, lead)
-            matchers.append(Matcher.make(lm.group(0), op, value))
+            matchers.append(Matcher.make(label, op, value))
             # matchers are separated by commas (a trailing one is allowed)
             while pos < len(s) and s[pos].isspace():
                 pos += 1
