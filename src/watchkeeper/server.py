@@ -158,7 +158,7 @@ class Server:
                          config_path=str(self.loaded.path) if self.loaded.path else None,
                          alerts=self.alerting.store, silences=self.alerting.silences,
                          muter=self.alerting.muter, alert_receivers=self.alerting.receivers_for,
-                         rules=self.alerting.rules,
+                         rules=self.alerting.rules, query_timeout=cfg.server.query_timeout,
                          tokens=TokenStore(self.engine, self.clock, eventlog=self.eventlog))
         state.extra["automation"] = self.automation
         self.app_state = state
@@ -264,6 +264,8 @@ class Server:
                 raise
             self.loaded = new
             self.monitor.apply(new.config)
+            if self.app_state is not None:
+                self.app_state.query_timeout = new.config.server.query_timeout
             self._add_store_jobs(new.config)
             rule_issues: list[Any] = []
             if self.alerting is not None:

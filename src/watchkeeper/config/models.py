@@ -38,6 +38,9 @@ class ServerConfig(StrictModel):
     token: str | None = Field(None, min_length=16, description="API token for mutating endpoints")
     max_concurrent_checks: int = Field(100, ge=1, le=10000)
     evaluation_interval: duration_at_least(1.0) = 60.0  # type: ignore[valid-type]
+    # the longest a query may run (Prometheus's --query.timeout); a request's ``timeout``
+    # may only shorten it
+    query_timeout: duration_at_least(0.001) = 120.0  # type: ignore[valid-type]
     external_labels: dict[str, str] = Field(default_factory=dict)
     external_url: str | None = None
 

@@ -43,6 +43,8 @@ class AppState:
     alert_intake_token: str | None = None
     alert_intake_loopback: bool = False
     alert_resolve_timeout: float = 300.0
+    # the longest a query may run (server.query_timeout); a request's ``timeout`` may shorten it
+    query_timeout: float = 120.0
     # the rule evaluator (GET /api/v1/rules)
     rules: Any = None
     # named API tokens besides ``token`` (the main token, identity ``admin``): auth.py

@@ -47,6 +47,7 @@ from watchkeeper.query.promql.ast import (
     UnaryExpr,
     VectorSelector,
 )
+from watchkeeper.query.promql.deadline import check as check_deadline
 from watchkeeper.query.promql.functions_batch import (
     BATCH_FUNCTIONS,
     BATCH_SCALAR_ARGS,
@@ -288,7 +289,8 @@ class Evaluator:
 
     # -- evaluation -------------------------------------------------------------------------
     def eval(self, node: Expr, steps: np.ndarray) -> Block | np.ndarray | str | RangeValue:
-        """Evaluate ``node`` at ``steps`` (int64 ms)."""
+        """Evaluate ``node`` at ``steps`` (int64 ms); stops past the query's deadline."""
+        check_deadline()
         if isinstance(node, NumberLiteral):
             return np.full(len(steps), node.value, dtype=np.float64)
         if isinstance(node, StringLiteral):

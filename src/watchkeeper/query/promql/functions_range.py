@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.query.promql.deadline import check as check_deadline
+
 __all__ = ["RANGE_FUNCTIONS", "RangeFunction", "RangeSeries", "window_bounds"]
 
 F64 = npt.NDArray[np.float64]
@@ -573,6 +575,7 @@ def _sorted_windows(rs: RangeSeries, rows: I64) -> Iterator[tuple[I64, F64, I64,
     chunk = max(1, _GATHER_CELLS // max(width, 1))
     last = len(rs.values) - 1
     for start in range(0, len(rows), chunk):
+        check_deadline()
         sub = rows[start:start + chunk]
         w = int((rs.hi - rs.lo)[sub].max())
         pos = np.arange(w)

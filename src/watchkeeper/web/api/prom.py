@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 
 from watchkeeper.errors import QueryError
 from watchkeeper.query.engine import QueryEngine
+from watchkeeper.query.promql.deadline import deadline, timeout_error
 from watchkeeper.query.selector import Matcher, parse_selector
 from watchkeeper.web.api.params import MAX_TIME, MIN_TIME, parse_step, parse_time
 from watchkeeper.web.api.promhttp import (
@@ -43,29 +44,21 @@ MAX_POINTS = 11_000
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _timeout_error() -> QueryError:
-    err = QueryError("query timed out in expression evaluation")
-    err.error_type = "timeout"
-    err.http_status = 503
-    return err
-
-
-async def _evaluate(name: str, timeout: float | None, func: Any, *args: Any) -> Any:
+async def _evaluate(name: str, timeout: float, func: Any, *args: Any) -> Any:
     """Run an engine call in a thread; its bad-input errors name parameter ``name``.
 
-    With ``timeout`` the answer is a 503 ``timeout`` error once it has passed (the
-    evaluation itself cannot be interrupted: its thread finishes and its result is dropped).
+    After ``timeout`` seconds the answer is a 503 ``timeout`` error, and the evaluation
+    stops at its next check of the deadline (query/promql/deadline.py).
     """
     try:
-        if timeout is None:
-            return await asyncio.to_thread(func, *args)
         if timeout <= 0:
-            raise _timeout_error()
+            raise timeout_error()
         try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.to_thread(func, *args)
+            with deadline(timeout):
+                async with asyncio.timeout(timeout):
+                    return await asyncio.to_thread(func, *args)
         except TimeoutError:
-            raise _timeout_error() from None
+            raise timeout_error() from None
     except QueryError as exc:
         if exc.error_type != "bad_data":
             raise
@@ -82,9 +75,12 @@ def _matchers(params: Params) -> list[list[Matcher]]:
     return out
 
 
-def _timeout(params: Params) -> float | None:
+def _timeout(state: AppState, params: Params) -> float:
+    """The request's ``timeout``, at most the server's ``query_timeout``."""
     text = one(params, "timeout")
-    return None if text is None or text == "" else parse_step(text, "timeout")
+    if text is None or text == "":
+        return state.query_timeout
+    return min(parse_step(text, "timeout"), state.query_timeout)
 
 
 def _engine(state: AppState, params: Params) -> QueryEngine:
@@ -126,7 +122,7 @@ async def query(request: Request) -> Response:
     p = await request_params(request)
     limit = limit_param(p)
     t = parse_time(one(p, "time"), state.clock.time())
-    timeout = _timeout(p)
+    timeout = _timeout(state, p)
     engine = _engine(state, p)
     expr = _expression(p)
     if limit is None:
@@ -155,7 +151,7 @@ async def query_range(request: Request) -> Response:
     if round((end - start) * 1e9) // round(step * 1e9) > MAX_POINTS:
         raise QueryError("exceeded maximum resolution of 11,000 points per timeseries. "
                          "Try decreasing the query resolution (?step=XX)")
-    timeout = _timeout(p)
+    timeout = _timeout(state, p)
     engine = _engine(state, p)
     expr = _expression(p)
     if limit is None:
@@ -222,7 +218,7 @@ async def series(request: Request) -> Response:
     start, end = _range(state, p)
     matchers = _matchers(p)
     limit = limit_param(p)
-    found = await _evaluate("match[]", None, state.tsdb.series, matchers, start, end)
+    found = await _evaluate("match[]", state.query_timeout, state.tsdb.series, matchers, start, end)
     return ok(*_cut(found, limit))
 
 
