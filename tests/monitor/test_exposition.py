@@ -360,13 +360,13 @@ def test_parse_speed_100k_lines() -> None:
         lines.append(f'http_requests_total{{code="{200 + i % 5}",handler="/api/{i}",'
                      f'method="GET"}} {i * 1.5} 1700000000000')
     text = "# TYPE http_requests_total counter\n" + "\n".join(lines) + "\n"
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU: other work on the machine does not count
     samples = parse_text(text)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(samples) == 100_000
     assert samples[-1].labels["handler"] == "/api/99999"
     # ~0.35 s on the 2-CPU development VM; the bound leaves room for slow CI machines
-    assert elapsed < 2.0, f"parsing 100k lines took {elapsed:.2f}s"
+    assert elapsed < 2.0, f"parsing 100k lines took {elapsed:.2f}s of CPU"
 
 
 # -- a real node_exporter ---------------------------------------------------------------

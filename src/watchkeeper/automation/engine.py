@@ -97,6 +97,17 @@ class PreparedRun:
     secrets: list[str] = field(default_factory=list)
 
 
+
+def _cut_off(kind: str, timeout: float) -> float:
+    """When the engine stops waiting for a step with ``timeout``. ``wait`` and ``http``
+    keep to their timeout themselves (a remote probe loop gets exactly that budget and
+    reports what it saw last), so the engine only backs them up, a little later: under
+    load the SSH connection before the loop must not turn the step's own answer into
+    a bare cut-off."""
+    if kind in ("wait", "http"):
+        return timeout + min(10.0, max(2.0, timeout * 0.5))
+    return timeout
+
 class RunEngine:
     """Runs runbooks on hosts through executors, recording everything in a :class:`RunStore`.
 
@@ -370,7 +381,7 @@ class RunEngine:
             try:
                 if step.timeout is not None and kind not in ("run", "script", "copy", "approval",
                                                              "runbook"):
-                    async with asyncio.timeout(step.timeout):
+                    async with asyncio.timeout(_cut_off(kind, step.timeout)):
                         outcome = await EXECUTORS[kind](step, ctx)
                 else:
                     outcome = await EXECUTORS[kind](step, ctx)

@@ -356,14 +356,6 @@ def parse(res: ExecResult) -> ProbeResult:
     return ProbeResult("failed", attempts, "", last, log, detail=why)
 
 
-def remote_budget(seconds: float, ctx: StepContext) -> float:
-    """How long the remote side may take: under a step ``timeout`` the engine stops waiting at
-    exactly that, so leave room for the connection and the answer to come back."""
-    if ctx.timeout is None:
-        return seconds
-    return max(0.1, seconds - min(1.0, seconds * 0.2))
-
-
 async def run_probe(ctx: StepContext, script: Command, *, budget: float,
                     probe_timeout: float) -> ProbeResult:
     """Run ``script`` on the step's host through its executor (output streamed live)."""

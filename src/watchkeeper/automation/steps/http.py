@@ -80,7 +80,7 @@ async def _from_target(spec: HttpSpec, ctx: StepContext, what: str, url: str, bo
                        headers: dict[str, str], timeout: float) -> StepOutcome:
     """Make the request on the target host: one remote invocation (retries are the step's)."""
     on = ctx.host.name
-    probe_timeout = remote.remote_budget(timeout, ctx)
+    probe_timeout = timeout
     try:
         script = remote.http_script(url, method=spec.method, headers=headers, body=body,
                                     verify=spec.verify, probe_timeout=probe_timeout,

@@ -114,7 +114,7 @@ def _http_timeout(spec: WaitSpec) -> float:
 
 async def _from_target(spec: WaitSpec, ctx: StepContext, what: str, timeout: float) -> StepOutcome:
     """Poll from the target host: one script, one remote loop, ``timeout`` long."""
-    budget = remote.remote_budget(timeout, ctx)
+    budget = timeout
     on = ctx.host.name
     try:
         if spec.tcp is not None:
