@@ -125,3 +125,45 @@ def test_help_stays_fast_and_does_not_import_asyncssh() -> None:
     t0 = time.monotonic()
     subprocess.run([*WATCHKEEPER, "--help"], capture_output=True, check=True)
     assert time.monotonic() - t0 < 1.0  # generous for CI; the target is 0.3 s on a dev box
+
+
+_COLD = """
+import atexit, gc, json, sys
+spawned = []
+sys.addaudithook(lambda event, args: spawned.append(str(args[0]))
+                 if event == "subprocess.Popen" else None)
+atexit.register(lambda: sys.stderr.write(json.dumps({
+    "spawned": spawned, "gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+    "asyncssh": "asyncssh" in sys.modules, "typer": "typer" in sys.modules}) + "\\n"))
+from watchkeeper.cli.main import main
+main()
+"""
+
+
+def test_cold_exec_spawns_nothing_and_collects_garbage_again(sshd_hosts: Fleet,
+                                                              tmp_path: Path) -> None:
+    # the cold path's start-up: no ldconfig/gcc probe while asyncssh loads (see
+    # executors/_asyncssh.py), no typer, and the garbage collector, off while modules
+    # load, is back on (with the start-up heap frozen) for the fan-out
+    fleet = sshd_hosts(2)
+    inv = _inventory(tmp_path, fleet)
+    r = subprocess.run([sys.executable, "-c", _COLD, "exec", "web", "-i", str(inv),
+                        "--known-hosts", str(fleet.known_hosts), "--json", "--", "true"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [d["status"] for d in json.loads(r.stdout)] == ["ok", "ok"]
+    state = json.loads(r.stderr.strip().splitlines()[-1])
+    assert state == {"spawned": [], "gc_enabled": True, "frozen": state["frozen"],
+                     "asyncssh": True, "typer": False}
+    assert state["frozen"] > 10000
+
+
+def test_exec_forms_typer_parses_keep_the_garbage_collector_on() -> None:
+    import gc
+
+    from watchkeeper.cli.main import _fast_path
+
+    frozen = gc.get_freeze_count()
+    assert _fast_path(["exec", "--help"]) is None  # no `--`: typer's to parse
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen

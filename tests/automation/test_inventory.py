@@ -154,6 +154,31 @@ def test_implicit_localhost(yml: Inventory) -> None:
     assert [h.name for h in yml.select("127.0.0.1")] == ["localhost"]
 
 
+@pytest.mark.parametrize("line", [
+    "h1 ansible_host=192.0.2.1 ansible_port=2222 ansible_user=deploy",  # plain: str.split
+    "h1\tansible_host=192.0.2.1   ansible_port=2222 ",
+    "h1 ansible_host=192.0.2.1 # a comment ansible_port=1",
+    "h1 ansible_host=192.0.2.1#notacomment",
+    "h1 motd='hello world' ansible_port=2222",
+    'h1 motd="a \\"b\\" c" x=1',
+    "h1 path=/srv/a\\ b",
+    "h1 v=a\xa0b",  # whitespace that str.split splits on and shlex does not
+])
+def test_ini_host_lines_split_as_shlex_splits_them(tmp_path: Path, line: str) -> None:
+    # plain lines take a faster split than shlex; the result must be the same either way
+    import shlex
+
+    from watchkeeper.automation._inventory_formats import _ini_value
+
+    (tmp_path / "h.ini").write_text(line + "\n")
+    host = load_inventory(tmp_path / "h.ini").hosts["h1"]
+    want = {k: _ini_value(v) for k, v in (t.split("=", 1)
+                                          for t in shlex.split(line, comments=True)[1:])}
+    got = {k: v for k, v in host.vars.items() if k in want}
+    assert got == want
+    assert host.port == want.get("ansible_port", host.port)
+
+
 def test_explicit_localhost_stays_local_unless_told(tmp_path: Path) -> None:
     (tmp_path / "a.ini").write_text("[here]\nlocalhost\n[there]\nlocalhost ansible_host=10.0.0.1\n")
     inv = load_inventory(tmp_path / "a.ini")

@@ -279,3 +279,20 @@ async def test_become_without_a_password_says_so(sshd_hosts: Fleet,
     assert r.status == "failed"
     assert r.error is not None and r.error.startswith(
         f"sudo on {host.name} asks for a password to become root and the host has no become password")
+
+
+async def test_connections_use_the_preferred_algorithms(sshd_hosts: Fleet) -> None:
+    # the ed25519 host key, AES-GCM (one OpenSSL call per packet in asyncssh), no
+    # compression: the cheapest handshake and packets for both ends
+    fleet = sshd_hosts(1)
+    host = fleet.hosts[0]
+    ex = SSHExecutor(known_hosts=fleet.known_hosts)
+    try:
+        assert (await ex.run(host, Command.of("true"))).ok
+        conn = (await ex.connection(host)).conn
+        assert conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+        assert conn.get_extra_info("recv_cipher") == "aes128-gcm@openssh.com"
+        assert conn.get_extra_info("send_compression") == "none"
+        assert conn.get_server_host_key().algorithm == b"ssh-ed25519"
+    finally:
+        await ex.close()

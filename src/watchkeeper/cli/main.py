@@ -29,17 +29,26 @@ def _fast_path(argv: list[str]) -> int | None:
     """The exit status of a plain ``exec`` run without typer, or None to let typer parse."""
     if not argv or argv[0] != "exec":
         return None
-    from watchkeeper.cli._exec import parse_fast, run_exec
+    import gc
 
-    kwargs = parse_fast(argv[1:])
-    if kwargs is None:
-        return None
+    # No cyclic garbage collection while the modules load: nearly every object made then
+    # lives until exit, so collecting only costs time. run_exec freezes them and turns
+    # the collector back on before the fan-out; on any other way out it is back on too.
+    gc.disable()
     try:
-        return run_exec(**kwargs)
-    except (EOFError, KeyboardInterrupt):
-        # as click's standalone mode reports an interrupted command
-        sys.stderr.write("\nAborted!\n")
-        return 1
+        from watchkeeper.cli._exec import parse_fast, run_exec
+
+        kwargs = parse_fast(argv[1:])
+        if kwargs is None:
+            return None
+        try:
+            return run_exec(**kwargs)
+        except (EOFError, KeyboardInterrupt):
+            # as click's standalone mode reports an interrupted command
+            sys.stderr.write("\nAborted!\n")
+            return 1
+    finally:
+        gc.enable()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.automation.command import Command
+from watchkeeper.automation.executors._asyncssh import import_asyncssh
 from watchkeeper.automation.executors._capture import DEFAULT_OUTPUT_CAP, Capture
 from watchkeeper.automation.executors._shell import (
     StderrFilter,
@@ -37,6 +38,10 @@ __all__ = ["DEFAULT_KNOWN_HOSTS", "SSHExecutor", "parse_jump", "trust_host"]
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 PREFERRED_HOST_KEY_ALGS = ("ssh-ed25519",)
+# AES-GCM first: asyncssh does it in one OpenSSL call per packet (AES-NI), where its
+# chacha20-poly1305 builds three cipher contexts per packet in Python
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                     "chacha20-poly1305@openssh.com")
 
 
 def _where(host: Host) -> str:
@@ -70,13 +75,24 @@ def parse_jump(spec: str, via: Host) -> Host:
 
 
 def _kex_algs() -> list[str]:
+    import_asyncssh()
     from asyncssh.kex import get_default_kex_algs
 
     rest = [a.decode() for a in get_default_kex_algs()]
     return [*PREFERRED_KEX, *(a for a in rest if a not in PREFERRED_KEX and not a.startswith("gss-"))]
 
 
+def _encryption_algs() -> list[str]:
+    import_asyncssh()
+    from asyncssh.encryption import get_default_encryption_algs
+
+    rest = [a.decode() for a in get_default_encryption_algs()]
+    return [*(a for a in PREFERRED_CIPHERS if a in rest),
+            *(a for a in rest if a not in PREFERRED_CIPHERS)]
+
+
 def _host_key_algs() -> list[str]:
+    import_asyncssh()
     from asyncssh.public_key import get_default_public_key_algs
 
     rest = [a.decode() for a in get_default_public_key_algs()]
@@ -133,6 +149,7 @@ class SSHExecutor:
         self._options.clear()
 
     def _known_hosts(self) -> Any:
+        import_asyncssh()
         import asyncssh
 
         if self._known is None:
@@ -145,6 +162,7 @@ class SSHExecutor:
         return self._known
 
     def _client_keys(self, host: Host) -> Any:
+        import_asyncssh()
         import asyncssh
 
         files = [host.key_file] if host.key_file else self.client_keys
@@ -167,6 +185,7 @@ class SSHExecutor:
 
     def _connect_options(self, host: Host) -> Any:
         """Options shared by every connection with the same user and keys (built once)."""
+        import_asyncssh()
         import asyncssh
 
         key = (host.user, host.key_file)
@@ -176,7 +195,7 @@ class SSHExecutor:
                 known_hosts=None if self.insecure else self._known_hosts(),
                 client_keys=self._client_keys(host), connect_timeout=self.connect_timeout,
                 keepalive_interval=self.keepalive, keepalive_count_max=3,
-                kex_algs=_kex_algs())
+                kex_algs=_kex_algs(), encryption_algs=_encryption_algs())
             if self.insecure:
                 kwargs["server_host_key_algs"] = _host_key_algs()
             if host.user:
@@ -198,6 +217,7 @@ class SSHExecutor:
         return await self.pool.get(self._pool_key(host), lambda: self._open(host))
 
     async def _open(self, host: Host) -> Any:
+        import_asyncssh()
         import asyncssh
 
         tunnel = None
@@ -269,6 +289,7 @@ class SSHExecutor:
     async def run(self, host: Host, command: Command, *, timeout: float | None = None,
                   stdin: bytes | None = None, env: Mapping[str, str] | None = None,
                   on_output: OutputCallback | None = None) -> ExecResult:
+        import_asyncssh()
         import asyncssh
 
         start = self.clock.monotonic()
@@ -375,6 +396,7 @@ async def trust_host(host: Host, known_hosts: str | Path | None = None, *,
     Returns the key's fingerprint (``SHA256:...``) for the user to compare. A jump host
     must itself be trusted already. Raises HostUnreachableError.
     """
+    import_asyncssh()
     import asyncssh
 
     path = _expand(known_hosts or DEFAULT_KNOWN_HOSTS)
