@@ -116,15 +116,13 @@ def test_exec_localhost_runs_locally(tmp_path: Path) -> None:
     assert (d["host"], d["status"]) == ("localhost", "ok")
 
 
-def test_help_stays_fast_and_does_not_import_asyncssh() -> None:
-    code = ("import sys, time; t = time.perf_counter(); from watchkeeper.cli import main, exec_cmd; "
-            "print(time.perf_counter() - t, 'asyncssh' in sys.modules, 'rich' in sys.modules)")
+def test_the_cli_does_not_import_asyncssh_before_it_connects() -> None:
+    """(How long ``--help`` takes: test_exec_cli_fast.test_help_stays_fast.)"""
+    code = ("import sys; from watchkeeper.cli import main, exec_cmd; "
+            "print('asyncssh' in sys.modules, 'rich' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out[1] == "False"
-    t0 = time.monotonic()
-    subprocess.run([*WATCHKEEPER, "--help"], capture_output=True, check=True)
-    assert time.monotonic() - t0 < 1.0  # generous for CI; the target is 0.3 s on a dev box
+    assert out[0] == "False"
 
 
 _COLD = """

@@ -71,11 +71,13 @@ def start_cli_run(cfg: Path, data: Path) -> subprocess.Popen[str]:
 
 
 def wait_running(store: RunStore, proc: subprocess.Popen[str]) -> str:
+    """The id of the CLI's run once its first step has started (is recorded as running)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         try:
-            found = [r for r in store.list(runbook="slow") if r.status == "running"]
+            found = [r for r in store.list(runbook="slow") if r.status == "running"
+                     and any(s.status == "running" for s in store.get(r.id).steps)]
         except Exception:  # the CLI is still creating the database
             found = []
         if found:

@@ -257,7 +257,7 @@ async def test_step_timeout_bounds_the_remote_loop_and_keeps_the_message(
     step = steps_of(rec, host.name)["up"]
     assert step.status == "timeout"
     assert step.detail.startswith("gave up after 3s (")  # ours, not the engine's cut-off
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 10  # 3 s, the connection, and at most the backstop
 
 
 # ---------------------------------------------------------------- http over SSH
