@@ -230,6 +230,7 @@ def test_sigterm_exits_zero_and_flushes(tmp_path: Path) -> None:
     proc.stdout.close()
     assert "Traceback" not in output
     assert f"INFO watchkeeper: watchkeeper listening on http://127.0.0.1:{port}" in output
+    assert "INFO watchkeeper: watchkeeper stopped: everything queued is stored" in output
     import sqlite3
 
     with sqlite3.connect(data / "watchkeeper.db") as db:

@@ -205,6 +205,7 @@ class Server:
             if self.monitor is not None:
                 await self.monitor.flush()
             self.eventlog.append("server.stopped", "server", {})
+            log.info("watchkeeper stopped: everything queued is stored")
         finally:
             if self.automation is not None:
                 await self.automation.close()
