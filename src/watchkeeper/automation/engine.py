@@ -97,7 +97,6 @@ class PreparedRun:
     secrets: list[str] = field(default_factory=list)
 
 
-
 def _cut_off(kind: str, timeout: float) -> float:
     """When the engine stops waiting for a step with ``timeout``. ``wait`` and ``http``
     keep to their timeout themselves (a remote probe loop gets exactly that budget and
@@ -107,6 +106,7 @@ def _cut_off(kind: str, timeout: float) -> float:
     if kind in ("wait", "http"):
         return timeout + min(10.0, max(2.0, timeout * 0.5))
     return timeout
+
 
 class RunEngine:
     """Runs runbooks on hosts through executors, recording everything in a :class:`RunStore`.
