@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import glob
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from store import make_data  # the benchmark beside this one: the same data
 
 from watchkeeper.query.engine import QueryEngine
 from watchkeeper.query.selector import parse_selector
@@ -119,23 +119,10 @@ def bench_ingest(url: str | None, data_dir: Path, scrapes: int) -> float:
 
 
 def make_rows() -> list[tuple[str, dict[str, str], float, float]]:
-    """100 series over 24 h at 15 s (with a few ms of scrape jitter), scrape by scrape."""
-    rnd = random.Random(42)
-    rows = []
-    for i in range(N_SERIES):
-        kind = ("counter", "gauge", "level")[i % 3]
-        labels = {"series": str(i), "kind": kind, "instance": f"host{i % 10}:9100"}
-        value = rnd.uniform(0, 1000)
-        t_ms = (T_END - DAY) * 1000 + rnd.randrange(0, INTERVAL * 1000)
-        while t_ms <= T_END * 1000:
-            if kind == "counter":
-                value = float(int(value) + rnd.randint(0, 5000))
-            elif kind == "gauge":
-                value = round(value + rnd.gauss(0, 5), 2)
-            else:
-                value = float(rnd.choice((0, 1, 1, 1, 2)))
-            rows.append(("bench_metric", labels, (t_ms + rnd.randint(-5, 5)) / 1000, value))
-            t_ms += INTERVAL * 1000
+    """benchmarks/store.py's 100 series over 24 h at 15 s (scrape jitter included), as rows
+    scrape by scrape."""
+    rows = [("bench_metric", labels, t, v) for labels, ts, vs in make_data(T_END)
+            for t, v in zip(ts, vs, strict=True)]
     rows.sort(key=lambda r: r[2])
     return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,30 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 def terminate(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     """End a helper process (a Prometheus, an Alertmanager): SIGTERM, SIGKILL if it lingers."""
     _end(proc, signal.SIGTERM, timeout)
+
+
+@contextmanager
+def prometheus_from_openmetrics(om: Path, root: Path) -> Iterator[str]:
+    """A throwaway Prometheus on loopback serving the samples of the OpenMetrics file ``om``
+    (made into blocks by ``promtool tsdb create-blocks-from openmetrics`` under ``root``);
+    yields its base URL once it is ready, and ends it after."""
+    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    assert prometheus and promtool, "this test needs Prometheus (Debian package prometheus)"
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(root / "prom")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    port, log = free_port(), root / "prometheus.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([prometheus, f"--config.file={root / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={root / 'prom'}", "--storage.tsdb.retention.time=100y",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        terminate(proc)
 
 
 @contextmanager

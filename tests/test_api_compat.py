@@ -19,8 +19,6 @@ answer (it keeps series of every block overlapping the range) and watchkeeper's
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e_helpers import ServerThread, free_port, terminate, wait_http
+from tests.e2e_helpers import ServerThread, prometheus_from_openmetrics
 from watchkeeper.eventlog import EventLog
 from watchkeeper.monitor.model import Sample
 from watchkeeper.query.engine import QueryEngine
@@ -93,24 +91,13 @@ class Both:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
-    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    assert prometheus and promtool, "these tests need Prometheus (Debian package prometheus)"
     root = tmp_path_factory.mktemp("compat")
     om = root / "data.om.txt"
     _openmetrics(om)
-    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(root / "prom")],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-    port = free_port()
-    proc = subprocess.Popen([prometheus, f"--config.file={root / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={root / 'prom'}", "--storage.tsdb.retention.time=100y",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    prom = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
     engine = open_engine(None, root / "wk")
     listener = ServerThread()
     wk: httpx.Client | None = None
+    prom: httpx.Client | None = None
     try:
         tsdb = TSDB(engine)
         tsdb.append([Sample(name, labels, v, t) for name, labels, samples in _data() for t, v in samples],
@@ -122,14 +109,14 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Both]:
                          started=NOW - 60)
         listener.start(create_app(state))
         wk = httpx.Client(base_url=listener.base, timeout=30, trust_env=False)
-        wait_http(f"http://127.0.0.1:{port}/-/ready", proc)
-        yield Both(prom, wk, tsdb)
+        with prometheus_from_openmetrics(om, root) as url:
+            prom = httpx.Client(base_url=url, timeout=30, trust_env=False)
+            yield Both(prom, wk, tsdb)
     finally:
-        if wk is not None:
-            wk.close()
+        for client in (wk, prom):
+            if client is not None:
+                client.close()
         listener.stop()
-        prom.close()
-        terminate(proc)
         engine.dispose()
 
 

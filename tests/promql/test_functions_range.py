@@ -5,9 +5,6 @@ and the real Prometheus 2.42 as oracle on the same data."""
 from __future__ import annotations
 
 import math
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e_helpers import terminate, wait_http
+from tests.e2e_helpers import prometheus_from_openmetrics
 from watchkeeper.query.promql.functions_range import RANGE_FUNCTIONS, RangeSeries, window_bounds
 
 NAMES = sorted(RANGE_FUNCTIONS)
@@ -453,39 +450,17 @@ def _fmt(v: float) -> str:
     return repr(v)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    for tool in ("prometheus", "promtool"):
-        assert shutil.which(tool), f"{tool} is needed (Debian package prometheus)"
     root = tmp_path_factory.mktemp("prom")
     lines = []
     for name, (ts, vs) in _oracle_data().items():
         lines.append(f"# TYPE t_{name} gauge")
         lines += [f't_{name}{{s="{name}"}} {_fmt(v)} {t / 1000:.3f}' for t, v in zip(ts, vs)]
     (root / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q",
-                    str(root / "data.om"), str(root / "tsdb")], check=True, timeout=60,
-                   capture_output=True)
-    (root / "prometheus.yml").write_text("global: {}\n")
-    port = _free_port()
-    with (root / "prometheus.log").open("wb") as log:
-        proc = subprocess.Popen(
-            ["prometheus", f"--config.file={root / 'prometheus.yml'}",
-             f"--storage.tsdb.path={root / 'tsdb'}", "--storage.tsdb.retention.time=3650d",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log=root / "prometheus.log")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
-    finally:
-        terminate(proc, timeout=10)
+    with prometheus_from_openmetrics(root / "data.om", root) as url, \
+            httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 def _query_range(client: httpx.Client, query: str, steps: list[int]) -> dict[str, dict[int, float]]:

@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e_helpers import terminate, wait_http
+from tests.e2e_helpers import prometheus_from_openmetrics
 from watchkeeper.errors import QueryError
 from watchkeeper.monitor.exposition import iter_openmetrics_file
 from watchkeeper.query.engine import QueryEngine
@@ -171,12 +168,6 @@ def write_openmetrics(path: Path) -> int:
     return total
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Oracle:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=30)
@@ -191,32 +182,22 @@ class Oracle:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Oracle, QueryEngine]]:
-    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    assert prometheus and promtool, "the oracle needs Prometheus (Debian package prometheus)"
     root = tmp_path_factory.mktemp("oracle")
     om = root / "data.om.txt"
     write_openmetrics(om)
-    proc = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(root / "prom")],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-    port = _free_port()
-    server = subprocess.Popen([prometheus, f"--config.file={root / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={root / 'prom'}", "--storage.tsdb.retention.time=100y",
-                               f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    oracle = Oracle(f"http://127.0.0.1:{port}")
     engine = open_engine(None, root / "wk")
     try:
         tsdb = TSDB(engine)
         for batch in iter_openmetrics_file(om):
             tsdb.append(batch, default_timestamp=time.time())
         tsdb.compact(TS + SPAN + 3600)
-        wait_http(f"http://127.0.0.1:{port}/-/ready", server)
-        yield oracle, QueryEngine(tsdb)
+        with prometheus_from_openmetrics(om, root) as url:
+            oracle = Oracle(url)
+            try:
+                yield oracle, QueryEngine(tsdb)
+            finally:
+                oracle.http.close()
     finally:
-        oracle.http.close()
-        terminate(server)
         engine.dispose()
 
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_helpers import terminate
-from tests.promql.test_oracle import Oracle, _free_port, assert_same
+from tests.e2e_helpers import free_port, terminate
+from tests.promql.test_oracle import Oracle, assert_same
 from watchkeeper.alerting.rulefiles import load_rules_text
 from watchkeeper.alerting.rules import MemoryAlerts, RuleRunner
 from watchkeeper.config import config_model
@@ -164,7 +164,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n"
         "scrape_configs:\n  - job_name: t\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{target.port}']\n")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([prometheus, f"--config.file={root / 'prometheus.yml'}",
                                f"--storage.tsdb.path={root / 'prom'}", f"--web.listen-address=127.0.0.1:{port}",
                                "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

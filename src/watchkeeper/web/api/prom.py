@@ -261,31 +261,30 @@ async def label_values(name: str, request: Request) -> Response:
     return ok(*_cut(sorted(values), limit))
 
 
+async def _parsed_query(request: Request) -> Any:
+    """The request's ``query`` parsed; a 400 naming the parameter when it does not parse."""
+    from watchkeeper.query.promql.parser import parse
+
+    p = await request_params(request)
+    try:
+        return parse(one(p, "query") or "")
+    except QueryError as exc:
+        raise bad_param("query", exc) from None
+
+
 @router.get("/format_query")
 @router.post("/format_query")
 async def format_query(request: Request) -> Response:
     """``query`` pretty-printed as Prometheus prints it (one line up to 100 characters)."""
-    from watchkeeper.query.promql.parser import parse
     from watchkeeper.query.promql.printer import pretty
 
-    p = await request_params(request)
-    try:
-        node = parse(one(p, "query") or "")
-    except QueryError as exc:
-        raise bad_param("query", exc) from None
-    return ok(pretty(node))
+    return ok(pretty(await _parsed_query(request)))
 
 
 @router.get("/parse_query")
 @router.post("/parse_query")
 async def parse_query(request: Request) -> Response:
     """``query``'s syntax tree as JSON, in the shape Prometheus's UI reads."""
-    from watchkeeper.query.promql.parser import parse
     from watchkeeper.query.promql.printer import tree
 
-    p = await request_params(request)
-    try:
-        node = parse(one(p, "query") or "")
-    except QueryError as exc:
-        raise bad_param("query", exc) from None
-    return ok(tree(node))
+    return ok(tree(await _parsed_query(request)))
